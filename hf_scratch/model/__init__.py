@@ -1,0 +1,25 @@
+"""The from-scratch GPT as a transformers model. Self-contained: only relative imports below this folder."""
+
+from .accounting import ParameterReport, parameter_report
+from .attention import CausalAttention, MultiHeadAttention, MultiHeadAttentionWrapper, SelfAttention
+from .configuration_scratch_gpt import GPT2_PRESETS, ScratchGPTConfig
+from .layers import GELU, FeedForward, LayerNorm, TransformerBlock
+from .modeling_scratch_gpt import ScratchGPTForCausalLM, ScratchGPTModel, ScratchGPTPreTrainedModel
+
+__all__ = [
+    "GPT2_PRESETS",
+    "GELU",
+    "CausalAttention",
+    "FeedForward",
+    "LayerNorm",
+    "MultiHeadAttention",
+    "MultiHeadAttentionWrapper",
+    "ParameterReport",
+    "ScratchGPTConfig",
+    "ScratchGPTForCausalLM",
+    "ScratchGPTModel",
+    "ScratchGPTPreTrainedModel",
+    "SelfAttention",
+    "TransformerBlock",
+    "parameter_report",
+]
