@@ -38,6 +38,7 @@ class ScratchGPTConfig(PreTrainedConfig):
         initializer_range: standard deviation of the normal initialisation (GPT-2: 0.02).
         tie_word_embeddings: share the output head's weight with the token embedding, as GPT-2 does.
         use_cache: return a key/value cache from ``forward`` by default (used by ``generate``).
+        bos_token_id, eos_token_id, pad_token_id: special ids (GPT-2 uses ``<|endoftext|>`` = 50256 for all).
     """
 
     model_type = "hf_scratch_gpt"
@@ -61,6 +62,9 @@ class ScratchGPTConfig(PreTrainedConfig):
         initializer_range: float = 0.02,
         tie_word_embeddings: bool = True,
         use_cache: bool = True,
+        bos_token_id: int | None = None,
+        eos_token_id: int | None = None,
+        pad_token_id: int | None = None,
         **kwargs,
     ):
         sizes = dict(
@@ -88,6 +92,9 @@ class ScratchGPTConfig(PreTrainedConfig):
         self.layer_norm_eps = float(layer_norm_eps)
         self.initializer_range = float(initializer_range)
         self.use_cache = use_cache
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        self.pad_token_id = pad_token_id
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
 
     @property
