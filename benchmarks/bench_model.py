@@ -17,7 +17,6 @@ import statistics
 import time
 
 import torch
-from transformers import GPT2LMHeadModel
 
 from hf_scratch.generation import generate_tokens
 from hf_scratch.model import ScratchGPTConfig, ScratchGPTForCausalLM

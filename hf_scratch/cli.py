@@ -9,7 +9,7 @@ def _params(args):
 
     from .model import ScratchGPTConfig, ScratchGPTForCausalLM, parameter_report
 
-    config = ScratchGPTConfig.from_preset(args.preset, qkv_bias=not args.no_qkv_bias, tie_word_embeddings=args.tied)
+    config = ScratchGPTConfig.from_preset(args.preset, qkv_bias=args.qkv_bias, tie_word_embeddings=args.tied)
     with torch.device("meta"):  # count shapes without allocating gigabytes
         model = ScratchGPTForCausalLM(config)
     print(f"{args.preset}: {config.n_layers} layers x {config.emb_dim} dims x {config.n_heads} heads, "
@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     params.add_argument("--preset", default="gpt2", help="gpt2, gpt2-medium, gpt2-large, gpt2-xl (or 124M ... 1558M)")
     params.add_argument("--tied", action=argparse.BooleanOptionalAction, default=False,
                         help="share the output head with the token embedding (default: untied, as the book counts)")
-    params.add_argument("--no-qkv-bias", action="store_true", help="drop the query/key/value bias, as the book's config")
+    params.add_argument("--qkv-bias", action=argparse.BooleanOptionalAction, default=False,
+                        help="query/key/value bias as in OpenAI's GPT-2 (default: none, as the book's config)")
     params.add_argument("--bytes", type=int, default=4, help="bytes per parameter: 4 for fp32, 2 for bf16")
     params.set_defaults(func=_params)
     return parser

@@ -83,7 +83,9 @@ def generate_tokens(
         raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
     context_size = context_size or model.config.context_length
     if context_size > model.config.context_length:
-        raise ValueError(f"context_size {context_size} exceeds the model's context_length {model.config.context_length}")
+        raise ValueError(
+            f"context_size {context_size} exceeds the model's context_length {model.config.context_length}"
+        )
 
     was_training = model.training
     model.eval()

@@ -25,7 +25,8 @@ class ParameterReport:
         lines = [f"Total parameters: {self.total:,}"]
         if self.output_head:
             lines.append(f"Considering weight tying: {self.without_output_head:,}")
-        lines += [f"Trainable: {self.trainable:,}", f"Size ({self.bytes_per_parameter} bytes each): {self.size_mb:.2f} MB"]
+        lines.append(f"Trainable: {self.trainable:,}")
+        lines.append(f"Size ({self.bytes_per_parameter} bytes each): {self.size_mb:.2f} MB")
         return "\n".join(lines)
 
 

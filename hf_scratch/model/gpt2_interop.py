@@ -125,7 +125,7 @@ def from_gpt2_model(cls, gpt2: GPT2LMHeadModel, **config_overrides):
             fused = state[fused_name]
             if fused.shape[-1] % 3:
                 raise ValueError(f"GPT-2 -> scratch: {fused_name!r} has shape {tuple(fused.shape)}, not 3 parts")
-            for proj, part in zip(_QKV, fused.chunk(3, dim=-1)):
+            for proj, part in zip(_QKV, fused.chunk(3, dim=-1), strict=True):
                 ours = f"model.trf_blocks.{i}.att.{proj}.{kind}"
                 tensors[ours], sources[ours] = (part.t() if kind == "weight" else part), fused_name
     if not config.tie_word_embeddings:

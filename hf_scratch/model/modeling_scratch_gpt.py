@@ -90,12 +90,21 @@ class ScratchGPTModel(ScratchGPTPreTrainedModel):
                 f"the model's context_length {self.config.context_length}; crop the input to the last "
                 f"{self.config.context_length} tokens"
             )
-        if position_ids is None:
+        if attention_mask is not None and tuple(attention_mask.shape) != (batch, past_len + num_tokens):
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)}, expected ({batch}, {past_len + num_tokens}) "
+                f"for {past_len} cached and {num_tokens} new tokens"
+            )
+        padded = attention_mask is not None and not bool(attention_mask.all())
+        if position_ids is None and padded:
+            # Count only real tokens, so a left-padded prompt gets the positions it would have alone.
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)[:, -num_tokens:]  # [B, T]
+        elif position_ids is None:
             position_ids = torch.arange(past_len, past_len + num_tokens, device=input_ids.device)[None]  # [1, T]
 
         x = self.tok_emb(input_ids) + self.pos_emb(position_ids)  # [B, T, emb_dim]
         x = self.drop_emb(x)
-        attn_mask = self._additive_mask(attention_mask, batch, num_tokens, past_len, x.dtype)
+        attn_mask = self._additive_mask(attention_mask if padded else None, num_tokens, past_len, x.dtype)
         for block in self.trf_blocks:
             x = block(x, attn_mask, cache)
         x = self.final_norm(x)
@@ -117,22 +126,16 @@ class ScratchGPTModel(ScratchGPTPreTrainedModel):
             raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size})")
 
     @staticmethod
-    def _additive_mask(attention_mask, batch, num_tokens, past_len, dtype):
+    def _additive_mask(attention_mask, num_tokens, past_len, dtype):
         """[B, 1, T, T_past + T] additive mask (0 keep, dtype min drop), or None when plain causal attention
-        is enough: no padding, and either no cached tokens or a single new one (which may see all of them)."""
+        is enough: no padding (``attention_mask`` None), and either no cached tokens or a single new one."""
         total = past_len + num_tokens
-        padded = attention_mask is not None and not bool(attention_mask.all())
-        if not padded and (past_len == 0 or num_tokens == 1):
+        if attention_mask is None and (past_len == 0 or num_tokens == 1):
             return None
         device = attention_mask.device if attention_mask is not None else None
         # Query i (absolute position past_len + i) may see keys 0 .. past_len + i.
         keep = torch.ones(num_tokens, total, dtype=torch.bool, device=device).tril(diagonal=past_len)[None, None]
-        if padded:
-            if tuple(attention_mask.shape) != (batch, total):
-                raise ValueError(
-                    f"attention_mask has shape {tuple(attention_mask.shape)}, expected ({batch}, {total}) "
-                    f"for {past_len} cached and {num_tokens} new tokens"
-                )
+        if attention_mask is not None:
             keep = keep & attention_mask.bool()[:, None, None, :]
         # The dtype's minimum rather than -inf keeps fully padded rows finite (uniform weights, never read).
         return torch.zeros(keep.shape, dtype=dtype, device=device).masked_fill(~keep, torch.finfo(dtype).min)

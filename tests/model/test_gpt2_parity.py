@@ -51,7 +51,7 @@ def check_gradients(gpt2, ours, ids):
     # Map GPT-2's gradients through the same weight conversion, then compare tensor by tensor.
     grads_as_gpt2 = GPT2LMHeadModel(gpt2.config)
     with torch.no_grad():
-        for (name, param), grad_holder in zip(gpt2.named_parameters(), grads_as_gpt2.parameters()):
+        for param, grad_holder in zip(gpt2.parameters(), grads_as_gpt2.parameters(), strict=True):
             grad_holder.copy_(param.grad)
     expected = dict(ScratchGPTForCausalLM.from_gpt2(grads_as_gpt2).named_parameters())
     for name, param in ours.named_parameters():
@@ -120,7 +120,8 @@ def test_from_gpt2_loads_a_local_folder(tmp_path):
 def test_shape_mismatch_names_the_tensor_and_both_shapes():
     broken = random_gpt2(4, **TINY_SHAPES[0])
     broken.transformer.h[1].mlp.c_fc.weight = torch.nn.Parameter(torch.zeros(48, 100))
-    with pytest.raises(ValueError, match=r"trf_blocks\.1\.ff\.layers\.0\.weight.*\(192, 48\).*mlp\.c_fc\.weight.*\(100, 48\)"):
+    expected = r"trf_blocks\.1\.ff\.layers\.0\.weight.*\(192, 48\).*mlp\.c_fc\.weight.*\(100, 48\)"
+    with pytest.raises(ValueError, match=expected):
         ScratchGPTForCausalLM.from_gpt2(broken)
 
 
