@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import random_gpt2
+from stock_gpt2 import random_gpt2
 from transformers import GPT2LMHeadModel
 
 from hf_scratch.model import ScratchGPTForCausalLM
