@@ -3,6 +3,8 @@
 import argparse
 import sys
 
+from .tokenizers.cli import add_tokenizer_command
+
 
 def _params(args):
     import torch
@@ -30,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="query/key/value bias as in OpenAI's GPT-2 (default: none, as the book's config)")
     params.add_argument("--bytes", type=int, default=4, help="bytes per parameter: 4 for fp32, 2 for bf16")
     params.set_defaults(func=_params)
+
+    add_tokenizer_command(sub)
     return parser
 
 
@@ -37,7 +41,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except ValueError as error:  # bad input: say what, not a traceback
+    except (ValueError, FileNotFoundError) as error:  # bad input: say what, not a traceback
         print(f"hf-scratch {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

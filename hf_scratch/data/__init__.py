@@ -1,0 +1,53 @@
+"""Data for the book's recipes: named public data sets (:mod:`.sources`) and pretraining windows (:mod:`.windows`)."""
+
+from .sources import (
+    CACHE_ENV,
+    DATA_ENV,
+    SOURCES,
+    ChecksumError,
+    DataNotFoundError,
+    DataSource,
+    RemoteFile,
+    cache_dir,
+    fetch,
+    fetch_files,
+    get_source,
+    load_alpaca,
+    load_sms_spam,
+    read_text,
+    sha256_of,
+)
+from .windows import (
+    book_inputs_targets,
+    create_dataloader,
+    encode_text,
+    pretraining_datasets,
+    split_token_ids,
+    window_starts,
+    windows_dataset,
+)
+
+__all__ = [
+    "CACHE_ENV",
+    "DATA_ENV",
+    "SOURCES",
+    "ChecksumError",
+    "DataNotFoundError",
+    "DataSource",
+    "RemoteFile",
+    "book_inputs_targets",
+    "cache_dir",
+    "create_dataloader",
+    "encode_text",
+    "fetch",
+    "fetch_files",
+    "get_source",
+    "load_alpaca",
+    "load_sms_spam",
+    "pretraining_datasets",
+    "read_text",
+    "sha256_of",
+    "split_token_ids",
+    "window_starts",
+    "windows_dataset",
+]
