@@ -103,6 +103,8 @@ def main():
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
 
     ours, stock = build_models(args, device)
+    ours.eval()
+    stock.eval()  # generate() does not switch dropout off by itself
     opt = {m: torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=0.1) for m in (ours, stock)}
     generator = torch.Generator(device="cpu").manual_seed(0)
     batch = torch.randint(0, 50257, (args.batch, args.context), generator=generator).to(device)

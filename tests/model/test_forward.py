@@ -84,3 +84,17 @@ def test_trainable_count_follows_requires_grad(model):
     report = parameter_report(model)
     frozen = sum(p.numel() for p in model.model.trf_blocks.parameters())
     assert report.trainable == report.total - frozen
+
+
+def test_decoding_head_fast_path_tracks_the_weight(model):
+    ids = torch.randint(0, 97, (3, 1))
+    with torch.no_grad():
+        fast = model(ids, use_cache=False).logits  # one position, no grad: transposed copy of the head
+        torch.testing.assert_close(fast, model.out_head(model.model(ids).last_hidden_state), rtol=0, atol=1e-5)
+        model.model.tok_emb.weight.mul_(2.0)  # in place, through the tied embedding
+        refreshed = model(ids, use_cache=False).logits
+        torch.testing.assert_close(refreshed, model.out_head(model.model(ids).last_hidden_state), rtol=0, atol=1e-5)
+    assert not torch.allclose(refreshed, fast)
+    with_grad = model(ids, use_cache=False).logits  # gradients needed: the plain layer, so backward reaches it
+    with_grad.sum().backward()
+    assert model.out_head.weight.grad is not None
