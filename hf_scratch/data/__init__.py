@@ -18,6 +18,8 @@ from .sources import (
     sha256_of,
 )
 from .windows import (
+    EpochShuffler,
+    TokenWindows,
     book_inputs_targets,
     create_dataloader,
     encode_text,
@@ -28,6 +30,8 @@ from .windows import (
 )
 
 __all__ = [
+    "EpochShuffler",
+    "TokenWindows",
     "CACHE_ENV",
     "DATA_ENV",
     "SOURCES",

@@ -164,3 +164,46 @@ def book_inputs_targets(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, t
     ids = batch["input_ids"]
     return ids[:, :-1], ids[:, 1:]
 
+
+
+class TokenWindows(torch.utils.data.Dataset):
+    """The same windows as :func:`windows_dataset`, cut on demand from one tensor of ids.
+
+    Nothing is copied up front, so stride-1 windows over a million tokens (nanoGPT's sampling) cost no memory.
+    Items are dicts of ``input_ids`` and ``labels`` (the same ``max_length + 1`` ids), as ``Trainer`` expects.
+    """
+
+    def __init__(self, token_ids: Sequence[int] | torch.Tensor, max_length: int, stride: int, *, name: str = "corpus"):
+        _check_window(max_length, stride)
+        self.ids = torch.as_tensor(token_ids, dtype=torch.long).flatten()
+        if len(self.ids) < max_length + 1:
+            raise ValueError(f"the {name} has {len(self.ids)} tokens, fewer than one window of max_length + 1 = "
+                             f"{max_length + 1}; use more text or a smaller context")
+        self.max_length, self.stride = max_length, stride
+        self.starts = window_starts(len(self.ids), max_length, stride)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        start = self.starts[index]
+        window = self.ids[start : start + self.max_length + 1]
+        return {"input_ids": window, "labels": window}
+
+
+class EpochShuffler(torch.utils.data.Sampler):
+    """A fresh permutation per epoch from ``(seed, epoch)``: both training paths, and every process of a
+    distributed run, see the same order, which a sampler drawing from the global RNG cannot promise."""
+
+    def __init__(self, data_size: int, seed: int):
+        self.data_size, self.seed, self.epoch = data_size, seed, 0
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.data_size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.data_size, generator=generator).tolist())

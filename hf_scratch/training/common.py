@@ -1,0 +1,60 @@
+"""Pieces both training paths share: the model from the config, samples, the progress bar."""
+
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from ..generation import generate_tokens
+from ..model import ScratchGPTConfig, ScratchGPTForCausalLM
+from .config import PretrainConfig
+from .optim import warmup_cosine_lr
+
+
+def build_model(config: PretrainConfig, vocab_size: int, eos_token_id: int | None) -> ScratchGPTForCausalLM:
+    dims = dict(n_layers=config.n_layers, emb_dim=config.emb_dim, n_heads=config.n_heads)
+    special = dict(bos_token_id=eos_token_id, eos_token_id=eos_token_id, pad_token_id=eos_token_id)
+    common = dict(vocab_size=vocab_size, context_length=config.context_length, drop_rate=config.drop_rate, **special)
+    if config.preset:
+        model_config = ScratchGPTConfig.from_preset(config.preset, qkv_bias=config.qkv_bias, **common)
+    else:
+        model_config = ScratchGPTConfig(qkv_bias=config.qkv_bias, **dims, **common)
+    return ScratchGPTForCausalLM(model_config)
+
+
+def lr_of_step(config: PretrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate optimizer step ``step`` (1-based) used."""
+    return warmup_cosine_lr(step - 1, peak_lr=config.lr, warmup_steps=config.warmup_steps,
+                            total_steps=total_steps, min_lr=config.min_lr)
+
+
+def sample_text(model, tokenizer, config: PretrainConfig) -> str:
+    """A continuation of the fixed prompt; a private RNG, so sampling never shifts the training run's RNG."""
+    device = next(model.parameters()).device
+    prompt = torch.tensor([tokenizer.encode(config.prompt, allowed_special="all")], device=device)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    ids = generate_tokens(model, prompt, config.sample_tokens, temperature=config.temperature, top_k=config.top_k,
+                          eos_id=tokenizer.eot_token, generator=generator)
+    return tokenizer.decode(ids[0].tolist())
+
+
+class Progress:
+    """A tqdm bar over optimizer steps showing loss, learning rate and tokens/s."""
+
+    def __init__(self, total: int, initial: int, tokens_per_step: int, enabled: bool):
+        self.bar = tqdm(total=total, initial=initial, desc="pretrain", unit="step", disable=not enabled,
+                        dynamic_ncols=True)
+        self.tokens_per_step = tokens_per_step
+        self.start, self.start_step = time.perf_counter(), initial
+
+    def update(self, step: int, loss: float, lr: float):
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        tokens_per_s = (step - self.start_step) * self.tokens_per_step / elapsed
+        self.bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
+        self.bar.update(step - self.bar.n)
+
+    def write(self, text: str):
+        self.bar.write(text)
+
+    def close(self):
+        self.bar.close()
