@@ -58,14 +58,13 @@ def test_training_lowers_the_validation_loss(tiny_run, engine):
     assert last < first
 
 
-def test_the_two_engines_give_the_same_losses(tiny_run):
+def test_the_two_engines_give_the_same_losses(tiny_run, tmp_path):
     """Same seed, data order, model and hyperparameters. Dropout is off: the two loops draw other random numbers
     between steps (Trainer's evaluation, for one), so dropout masks would differ. Without it both compute the
     same function on the same batches, and only float summation order may differ: 1e-5 relative is ample."""
     runs = {}
     for engine in ("trainer", "loop"):
-        config = tiny_run(max_steps=20, engine=engine, drop_rate=0.0, grad_accum=2, output_dir=f"{engine}-run",
-                          overwrite=True)
+        config = tiny_run(max_steps=20, engine=engine, drop_rate=0.0, grad_accum=2, output_dir=str(tmp_path / engine))
         runs[engine] = json.loads(json.dumps(pretrain(config)["train_loss_per_step"]))
     trainer, loop = runs["trainer"], runs["loop"]
     assert [s["step"] for s in trainer] == [s["step"] for s in loop] == list(range(1, 21))
