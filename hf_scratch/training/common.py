@@ -3,12 +3,19 @@
 import time
 
 import torch
+from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from ..generation import generate_tokens
 from ..model import ScratchGPTConfig, ScratchGPTForCausalLM
 from .config import PretrainConfig
 from .optim import warmup_cosine_lr
+
+
+def distributed_state() -> PartialState:
+    """The processes of this run. On a CPU-only machine accelerate needs ``cpu=True`` to see the processes that
+    ``accelerate launch`` started (as gloo data-parallel workers); without it each one believes it is alone."""
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def build_model(config: PretrainConfig, vocab_size: int, eos_token_id: int | None) -> ScratchGPTForCausalLM:

@@ -6,11 +6,10 @@ import shutil
 import time
 from pathlib import Path
 
-from accelerate import PartialState
 from transformers import set_seed
 
 from ..tokenizers import save_hf_tokenizer
-from .common import build_model
+from .common import build_model, distributed_state
 from .config import PretrainConfig
 from .data import EMBEDDED_CORPUS, prepare_data
 from .loop import train_with_loop
@@ -31,7 +30,8 @@ def prepare_run_dir(config: PretrainConfig) -> Path:
     if occupied and not config.overwrite:
         raise FileExistsError(f"run folder {run_dir} is not empty; pass --resume to continue that run or "
                               f"--overwrite to replace it (or choose another --output-dir)")
-    state = PartialState()
+    state = distributed_state()
+    state.wait_for_everyone()  # every process has looked before the main one changes anything
     if state.is_main_process:
         if occupied:
             shutil.rmtree(run_dir)
@@ -58,7 +58,7 @@ def resume_config(output_dir: str, progress: bool = True) -> PretrainConfig:
 
 def pretrain(config: PretrainConfig) -> dict:
     """Train a GPT as ``config`` says and write the run folder; returns the metrics (also in metrics.json)."""
-    state = PartialState()
+    state = distributed_state()
     data = prepare_data(config)  # all input errors surface here, before anything is written
     run_dir = prepare_run_dir(config)
     if state.is_main_process:

@@ -7,7 +7,7 @@ import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..data import EpochShuffler
-from .common import Progress, lr_of_step, sample_text
+from .common import Progress, distributed_state, lr_of_step, sample_text
 from .optim import build_optimizer, warmup_cosine_schedule
 from .report import NonFiniteLossError, RunLog
 
@@ -72,8 +72,8 @@ def last_checkpoint(checkpoints: Path) -> Path | None:
 
 def train_with_trainer(model, data, config, run_dir: Path, log: RunLog, total_steps: int):
     validation = data.validation
-    if config.eval_batches is not None:
-        count = min(len(validation), config.eval_batches * config.batch_size)
+    if config.eval_batches is not None:  # batches of the global batch size, as the loop engine counts them
+        count = min(len(validation), config.eval_batches * config.batch_size * distributed_state().num_processes)
         validation = torch.utils.data.Subset(validation, range(count))
     args = TrainingArguments(
         output_dir=str(run_dir / "checkpoints"),
