@@ -27,7 +27,8 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tiny_run
     for name in ("max_steps", "batch_size", "n_layers", "emb_dim", "n_heads", "context_length", "warmup_steps",
                  "lr", "min_lr", "eval_every", "eval_batches", "sample_tokens", "drop_rate", "seed", "output_dir"):
         argv += ["--" + name.replace("_", "-"), str(getattr(run, name))]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two workers on two cores
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
 
     ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
