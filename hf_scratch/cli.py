@@ -4,6 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .hub import add_push_command
 from .tokenizers.cli import add_tokenizer_command
 
 
@@ -151,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--trust-remote-code", action=argparse.BooleanOptionalAction, default=True,
                           help="allow the checkpoint's own model code (needed without hf_scratch installed)")
     generate.set_defaults(func=_generate)
+
+    add_push_command(sub)
     return parser
 
 

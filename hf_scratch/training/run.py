@@ -8,6 +8,7 @@ from pathlib import Path
 
 from transformers import set_seed
 
+from ..hub import write_model_card
 from ..tokenizers import save_hf_tokenizer
 from .common import build_model, distributed_state
 from .config import PretrainConfig
@@ -96,15 +97,6 @@ def write_card(run_dir: Path, config: PretrainConfig, data, metrics: dict):
     """The model card (README.md) of the run folder."""
     hyperparameters = {k: v for k, v in config.to_dict().items()
                        if k not in ("output_dir", "overwrite", "resume", "progress", "command")}
-    try:
-        from ..hub import write_model_card
-    except ImportError:  # the card renderer of the Hub work; a plain card until then
-        lines = [f"# hf_scratch GPT pretrained on {data.corpus_name}", "",
-                 f"Command: `{config.command or 'hf-scratch pretrain'}`", "",
-                 f"Final validation loss: {metrics['final_validation_loss']}", "",
-                 "Load with `AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)`.", ""]
-        (run_dir / "README.md").write_text("\n".join(lines))
-        return
     write_model_card(run_dir, kind="causal-lm", datasets=[data.corpus_name], hyperparameters=hyperparameters,
                      metrics={"validation_loss": metrics["final_validation_loss"],
                               "validation_perplexity": metrics["final_validation_perplexity"]},
