@@ -22,8 +22,12 @@ def _params(args):
     print(parameter_report(model, bytes_per_parameter=args.bytes))
 
 
+EMBEDDED_DEMO_STEPS = 2000
+
 PRETRAIN_HELP = {
-    "corpus": "the-verdict, tinyshakespeare, or a UTF-8 text file (default: the embedded 'harbour-year' text)",
+    "corpus": "the-verdict, tinyshakespeare, or a UTF-8 text file (default: the embedded 'harbour-year' text; "
+              f"then, unless --epochs or --max-steps say otherwise, {EMBEDDED_DEMO_STEPS} steps over windows at "
+              "every offset)",
     "tokenizer": "gpt2, bytes, or a folder from 'hf-scratch tokenizer train' (default: bytes for the embedded "
                  "text, gpt2 otherwise)",
     "preset": "GPT-2 size for the model's dimensions: gpt2, gpt2-medium, gpt2-large, gpt2-xl",
@@ -78,6 +82,10 @@ def _pretrain(args):
     if values["resume"]:
         config = resume_config(values["output_dir"], progress=values["progress"])
     else:
+        if values["corpus"] is None and values["max_steps"] is None and values["epochs"] == 1.0:
+            # The first-run demo on the embedded text: windows at every offset, a couple of minutes of steps.
+            values["max_steps"] = EMBEDDED_DEMO_STEPS
+            values["stride"] = values["stride"] or 1
         config = PretrainConfig(**values, command=command)
     metrics = pretrain(config)
     if metrics:
@@ -120,7 +128,8 @@ def _generate(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-scratch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="hf-scratch", description="The stages of the book, from tokenizer to "
+                                     "checkpoint, as commands (each has --help).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     params = sub.add_parser("params", help="parameter count and memory of a GPT-2 size (book ch. 4.6)")

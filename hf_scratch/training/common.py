@@ -21,7 +21,8 @@ def distributed_state() -> PartialState:
 def build_model(config: PretrainConfig, vocab_size: int, eos_token_id: int | None) -> ScratchGPTForCausalLM:
     dims = dict(n_layers=config.n_layers, emb_dim=config.emb_dim, n_heads=config.n_heads)
     special = dict(bos_token_id=eos_token_id, eos_token_id=eos_token_id, pad_token_id=eos_token_id)
-    common = dict(vocab_size=vocab_size, context_length=config.context_length, drop_rate=config.drop_rate, **special)
+    common = dict(vocab_size=vocab_size, context_length=config.context_length, drop_rate=config.drop_rate,
+                  tie_word_embeddings=config.tie_word_embeddings, **special)
     if config.preset:
         model_config = ScratchGPTConfig.from_preset(config.preset, qkv_bias=config.qkv_bias, **common)
     else:
@@ -40,8 +41,10 @@ def sample_text(model, tokenizer, config: PretrainConfig) -> str:
     device = next(model.parameters()).device
     prompt = torch.tensor([tokenizer.encode(config.prompt, allowed_special="all")], device=device)
     generator = torch.Generator(device=device).manual_seed(config.seed)
+    # The preallocated KV cache speaks our model's cache protocol; another model (stock GPT-2) recomputes.
     ids = generate_tokens(model, prompt, config.sample_tokens, temperature=config.temperature, top_k=config.top_k,
-                          eos_id=tokenizer.eot_token, generator=generator)
+                          eos_id=tokenizer.eot_token, generator=generator,
+                          use_cache=isinstance(model, ScratchGPTForCausalLM))
     return tokenizer.decode(ids[0].tolist())
 
 

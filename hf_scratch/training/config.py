@@ -24,6 +24,7 @@ class PretrainConfig:
     context_length: int = 128
     drop_rate: float = 0.0
     qkv_bias: bool = False
+    tie_word_embeddings: bool = True  # GPT-2 ties the output head to the token embedding; the book's GPTModel not
     max_length: int | None = None  # tokens of input per window; None = context_length - 1 (see data.windows)
 
     # Optimisation (book ch. 5, appendix D).
@@ -43,6 +44,11 @@ class PretrainConfig:
     # Evaluation and samples.
     eval_every: int = 100
     eval_batches: int | None = None  # None: the whole validation split
+
+    @property
+    def eval_batch_size(self) -> int:
+        """Evaluation keeps no activations for backward, so it affords batches 4x larger (and fewer of them)."""
+        return 4 * self.batch_size
     prompt: str = "The"
     sample_tokens: int = 60
     temperature: float = 0.8

@@ -44,7 +44,7 @@ def train_with_loop(model, data, config, run_dir: Path, log: RunLog, total_steps
     # the dropout masks of a resumed run (which starts its iterator at another moment).
     train_loader = DataLoader(data.train, batch_size=config.batch_size, sampler=sampler,
                               generator=torch.Generator().manual_seed(config.seed))
-    val_loader = DataLoader(data.validation, batch_size=config.batch_size)
+    val_loader = DataLoader(data.validation, batch_size=config.eval_batch_size)
     optimizer = build_optimizer(model, lr=config.lr, weight_decay=config.weight_decay,
                                 betas=(config.beta1, config.beta2))
     # Stepped by hand once per optimizer step: a prepared scheduler steps once per process.

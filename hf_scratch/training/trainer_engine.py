@@ -73,12 +73,12 @@ def last_checkpoint(checkpoints: Path) -> Path | None:
 def train_with_trainer(model, data, config, run_dir: Path, log: RunLog, total_steps: int):
     validation = data.validation
     if config.eval_batches is not None:  # batches of the global batch size, as the loop engine counts them
-        count = min(len(validation), config.eval_batches * config.batch_size * distributed_state().num_processes)
+        count = min(len(validation), config.eval_batches * config.eval_batch_size * distributed_state().num_processes)
         validation = torch.utils.data.Subset(validation, range(count))
     args = TrainingArguments(
         output_dir=str(run_dir / "checkpoints"),
         per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
         gradient_accumulation_steps=config.grad_accum,
         max_steps=total_steps,
         max_grad_norm=config.max_grad_norm,

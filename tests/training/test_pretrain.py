@@ -176,3 +176,33 @@ def test_clipping_bounds_the_global_gradient_norm(tiny_run, monkeypatch, engine)
     pretrain(tiny_run(engine=engine, max_steps=6, max_grad_norm=0.05, overwrite=True))
     assert len(norms) == 6
     assert max(norms) <= 0.05 * (1 + 1e-4)
+
+
+def test_bare_command_is_the_embedded_demo(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr("hf_scratch.training.pretrain", lambda config: seen.setdefault("config", config) and {})
+    assert main(["pretrain", "--output-dir", str(tmp_path / "demo")]) == 0
+    config = seen["config"]
+    assert config.corpus is None and config.max_steps == 2000 and config.stride == 1
+    seen.clear()
+    assert main(["pretrain", "--output-dir", str(tmp_path / "demo"), "--epochs", "2"]) == 0
+    assert seen["config"].max_steps is None and seen["config"].stride is None  # the user's choice stands
+
+
+def test_generate_reads_a_stock_gpt2_folder(tmp_path, capsys, data_dir):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from hf_scratch.tokenizers import load_gpt2_bpe, save_hf_tokenizer
+
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=64)).save_pretrained(tmp_path)
+    save_hf_tokenizer(load_gpt2_bpe(data_dir / "gpt2-bpe"), tmp_path)
+    assert main(["generate", str(tmp_path), "Hello there", "--max-new-tokens", "6", "--no-trust-remote-code"]) == 0
+    greedy = capsys.readouterr().out
+    assert greedy.startswith("Hello there")
+    outputs = []
+    for _ in range(2):
+        assert main(["generate", str(tmp_path), "Hello there", "--max-new-tokens", "6", "--temperature", "1.0",
+                     "--top-k", "50", "--top-p", "0.9", "--seed", "1"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and outputs[0].startswith("Hello there")  # the seed makes sampling repeatable
