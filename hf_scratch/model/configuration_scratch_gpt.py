@@ -36,6 +36,8 @@ class ScratchGPTConfig(PreTrainedConfig):
         qkv_bias: bias in the query/key/value projections (the book trains without; GPT-2 has one).
         layer_norm_eps: epsilon of every LayerNorm (GPT-2: 1e-5).
         initializer_range: standard deviation of the normal initialisation (GPT-2: 0.02).
+        embedding_init_std: standard deviation of the token and position embeddings at initialisation; None uses
+            ``initializer_range`` (GPT-2), 1.0 is PyTorch's ``nn.Embedding`` default, which the book's GPTModel has.
         tie_word_embeddings: share the output head's weight with the token embedding, as GPT-2 does.
         use_cache: return a key/value cache from ``forward`` by default (used by ``generate``).
         bos_token_id, eos_token_id, pad_token_id: special ids (GPT-2 uses ``<|endoftext|>`` = 50256 for all).
@@ -60,6 +62,7 @@ class ScratchGPTConfig(PreTrainedConfig):
         qkv_bias: bool = False,
         layer_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
+        embedding_init_std: float | None = None,
         tie_word_embeddings: bool = True,
         use_cache: bool = True,
         bos_token_id: int | None = None,
@@ -84,6 +87,9 @@ class ScratchGPTConfig(PreTrainedConfig):
             raise ValueError(f"layer_norm_eps must be positive, got {layer_norm_eps!r}")
         if not isinstance(initializer_range, (int, float)) or initializer_range <= 0:
             raise ValueError(f"initializer_range must be positive, got {initializer_range!r}")
+        if embedding_init_std is not None and (not isinstance(embedding_init_std, (int, float))
+                                               or embedding_init_std <= 0):
+            raise ValueError(f"embedding_init_std must be positive or None, got {embedding_init_std!r}")
 
         for name, value in sizes.items():
             setattr(self, name, value)
@@ -91,6 +97,7 @@ class ScratchGPTConfig(PreTrainedConfig):
         self.qkv_bias = bool(qkv_bias)
         self.layer_norm_eps = float(layer_norm_eps)
         self.initializer_range = float(initializer_range)
+        self.embedding_init_std = embedding_init_std
         self.use_cache = use_cache
         self.bos_token_id = bos_token_id
         self.eos_token_id = eos_token_id

@@ -37,7 +37,7 @@ class ScratchGPTPreTrainedModel(PreTrainedModel):
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
-            init.normal_(module.weight, mean=0.0, std=std)
+            init.normal_(module.weight, mean=0.0, std=self.config.embedding_init_std or std)
         elif isinstance(module, LayerNorm):
             init.ones_(module.scale)
             init.zeros_(module.shift)

@@ -22,7 +22,8 @@ def build_model(config: PretrainConfig, vocab_size: int, eos_token_id: int | Non
     dims = dict(n_layers=config.n_layers, emb_dim=config.emb_dim, n_heads=config.n_heads)
     special = dict(bos_token_id=eos_token_id, eos_token_id=eos_token_id, pad_token_id=eos_token_id)
     common = dict(vocab_size=vocab_size, context_length=config.context_length, drop_rate=config.drop_rate,
-                  tie_word_embeddings=config.tie_word_embeddings, **special)
+                  tie_word_embeddings=config.tie_word_embeddings, embedding_init_std=config.embedding_init_std,
+                  **special)
     if config.preset:
         model_config = ScratchGPTConfig.from_preset(config.preset, qkv_bias=config.qkv_bias, **common)
     else:

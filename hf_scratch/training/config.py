@@ -25,6 +25,7 @@ class PretrainConfig:
     drop_rate: float = 0.0
     qkv_bias: bool = False
     tie_word_embeddings: bool = True  # GPT-2 ties the output head to the token embedding; the book's GPTModel not
+    embedding_init_std: float | None = None  # None: GPT-2's 0.02; 1.0: PyTorch's default, as the book's GPTModel
     max_length: int | None = None  # tokens of input per window; None = context_length - 1 (see data.windows)
 
     # Optimisation (book ch. 5, appendix D).

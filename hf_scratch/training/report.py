@@ -26,11 +26,13 @@ class RunLog:
         self.learning_rate.append(lr)
 
     def log_eval(self, step: int, validation_loss: float) -> dict:
-        recent = self.train_loss[-10:]
+        previous = self.evals[-1]["step"] if self.evals else 0
+        recent = [loss for s, loss in zip(self.steps, self.train_loss, strict=True) if previous < s <= step]
         entry = {
             "step": step,
             "tokens_seen": step * self.tokens_per_step,
-            "train_loss": sum(recent) / len(recent) if recent else None,  # mean of the last 10 steps
+            # The mean training loss of the steps since the previous evaluation (free: no extra forward passes).
+            "train_loss": sum(recent) / len(recent) if recent else None,
             "validation_loss": validation_loss,
             "validation_perplexity": math.exp(min(validation_loss, 50.0)),
         }
