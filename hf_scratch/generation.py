@@ -1,12 +1,14 @@
 """The book's decoding loop (ch. 5.3): crop to the context, pick the next token, append, repeat.
 
 ``generate_tokens`` is that loop with temperature, top-k and an end-of-text stop, plus a KV-cache fast path: the
-prompt is encoded once and each new token costs one single-position forward. It works with any causal LM whose
-``forward`` takes ``cache`` and ``logits_to_keep`` as ``ScratchGPTForCausalLM`` does. For the full range of
+prompt is encoded once and each new token costs one single-position forward. It drives ``ScratchGPTForCausalLM``
+(with a preallocated cache) or any transformers causal LM whose ``forward`` takes ``cache`` and
+``logits_to_keep``, such as stock ``GPT2LMHeadModel`` (with transformers' ``DynamicCache``). For the full range of
 strategies (top-p, beams, streaming) use ``model.generate()``.
 """
 
 import torch
+from transformers.cache_utils import DynamicCache
 
 
 class PreallocatedKVCache:
@@ -81,20 +83,24 @@ def generate_tokens(
         raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature}")
     if top_k is not None and top_k <= 0:
         raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
-    context_size = context_size or model.config.context_length
-    if context_size > model.config.context_length:
-        raise ValueError(
-            f"context_size {context_size} exceeds the model's context_length {model.config.context_length}"
-        )
+    # The transformers-standard names, so stock GPT-2 works too (ours are aliases of the book's names).
+    model_context = model.config.max_position_embeddings
+    context_size = context_size or model_context
+    if context_size > model_context:
+        raise ValueError(f"context_size {context_size} exceeds the model's context_length {model_context}")
 
     was_training = model.training
     model.eval()
-    cache = PreallocatedKVCache(model.config.n_layers, context_size) if use_cache else None
+    cache = None
+    if use_cache and model.config.model_type == "hf_scratch_gpt":
+        cache = PreallocatedKVCache(model.config.num_hidden_layers, context_size)
+    elif use_cache:  # another transformers model (stock GPT-2): the standard cache it knows
+        cache = DynamicCache(config=model.config)
     finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
     try:
         for _ in range(max_new_tokens):
             if cache is not None and idx.shape[1] <= context_size:
-                new_tokens = idx[:, cache.length :]  # the whole prompt first, then one token per step
+                new_tokens = idx[:, cache.get_seq_length() :]  # the whole prompt first, then one token per step
                 logits = model(new_tokens, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
             else:
                 logits = model(idx[:, -context_size:], use_cache=False, logits_to_keep=1).logits[:, -1]

@@ -116,3 +116,11 @@ def test_model_mode_is_restored(model):
 def test_bad_arguments(model, kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate_tokens(model, torch.zeros(1, 2, dtype=torch.long), **kwargs)
+
+
+def test_the_book_loop_drives_stock_gpt2_too(model):
+    stock = model.to_gpt2().eval()
+    prompt = torch.randint(0, 97, (2, 5), generator=torch.Generator().manual_seed(7))
+    ours = generate_tokens(model, prompt, 12)
+    assert torch.equal(generate_tokens(stock, prompt, 12), ours)
+    assert torch.equal(generate_tokens(stock, prompt, 12, use_cache=False), ours)

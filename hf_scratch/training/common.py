@@ -42,10 +42,8 @@ def sample_text(model, tokenizer, config: PretrainConfig) -> str:
     device = next(model.parameters()).device
     prompt = torch.tensor([tokenizer.encode(config.prompt, allowed_special="all")], device=device)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    # The preallocated KV cache speaks our model's cache protocol; another model (stock GPT-2) recomputes.
     ids = generate_tokens(model, prompt, config.sample_tokens, temperature=config.temperature, top_k=config.top_k,
-                          eos_id=tokenizer.eot_token, generator=generator,
-                          use_cache=isinstance(model, ScratchGPTForCausalLM))
+                          eos_id=tokenizer.eot_token, generator=generator)
     return tokenizer.decode(ids[0].tolist())
 
 
