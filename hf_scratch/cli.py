@@ -117,9 +117,18 @@ def _generate(args):
     model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=args.trust_remote_code).eval()
     torch.manual_seed(args.seed)
     inputs = tokenizer(args.prompt, return_tensors="pt")
+    context = model.config.max_position_embeddings
+    room = context - inputs["input_ids"].shape[1]
+    if room <= 0:
+        raise ValueError(f"the prompt has {inputs['input_ids'].shape[1]} tokens; the model's context holds {context}")
+    max_new_tokens = args.max_new_tokens
+    if max_new_tokens > room:
+        print(f"note: the model's context is {context} tokens; generating {room} new tokens, not {max_new_tokens}",
+              file=sys.stderr)
+        max_new_tokens = room
     sampling = args.temperature > 0
     output = model.generate(
-        **inputs, max_new_tokens=args.max_new_tokens, do_sample=sampling,
+        **inputs, max_new_tokens=max_new_tokens, do_sample=sampling,
         temperature=args.temperature if sampling else None, top_k=args.top_k if sampling else None,
         top_p=args.top_p if sampling else None, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,

@@ -206,3 +206,13 @@ def test_generate_reads_a_stock_gpt2_folder(tmp_path, capsys, data_dir):
                      "--top-k", "50", "--top-p", "0.9", "--seed", "1"]) == 0
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1] and outputs[0].startswith("Hello there")  # the seed makes sampling repeatable
+
+
+def test_generate_stays_within_the_context(tiny_run, capsys):
+    pretrain(tiny_run(max_steps=2))
+    run = tiny_run().output_dir
+    assert main(["generate", run, "The", "--max-new-tokens", "500"]) == 0
+    captured = capsys.readouterr()
+    assert "context is 33 tokens; generating 30 new tokens, not 500" in captured.err
+    assert main(["generate", run, "x" * 40]) == 2
+    assert "the model's context holds 33" in capsys.readouterr().err
