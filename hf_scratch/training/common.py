@@ -1,6 +1,7 @@
 """Pieces both training paths share: the model from the config, samples, the progress bar."""
 
 import time
+from pathlib import Path
 
 import torch
 from accelerate import PartialState
@@ -29,6 +30,11 @@ def build_model(config: PretrainConfig, vocab_size: int, eos_token_id: int | Non
     else:
         model_config = ScratchGPTConfig(qkv_bias=config.qkv_bias, **dims, **common)
     return ScratchGPTForCausalLM(model_config)
+
+
+def checkpoints_of(folder: Path, prefix: str) -> list[Path]:
+    """``folder/{prefix}N`` checkpoints in step order (``checkpoint-N`` from Trainer, ``step-N`` from the loop)."""
+    return sorted(folder.glob(f"{prefix}*"), key=lambda path: int(path.name.rsplit("-", 1)[-1]))
 
 
 def lr_of_step(config: PretrainConfig, step: int, total_steps: int) -> float:

@@ -18,11 +18,7 @@ class PretrainData:
     tokenizer_name: str
     train: TokenWindows
     validation: TokenWindows
-    max_length: int
-
-    @property
-    def tokens_per_window(self) -> int:
-        return self.max_length  # predicted tokens; the window holds one more, the last target
+    max_length: int  # predicted tokens per window; a window holds one more, the last target
 
 
 def embedded_corpus() -> str:

@@ -5,6 +5,7 @@ loop itself is the book's: loss over batches, backward, step, evaluate every few
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -12,7 +13,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from ..data import EpochShuffler
-from .common import Progress, lr_of_step, sample_text
+from .common import Progress, checkpoints_of, lr_of_step, sample_text
 from .optim import build_optimizer, warmup_cosine_schedule
 from .report import NonFiniteLossError, RunLog
 
@@ -56,7 +57,7 @@ def train_with_loop(model, data, config, run_dir: Path, log: RunLog, total_steps
     step, epoch, batches_done = 0, 0, 0  # batches_done: micro-batches of the current epoch already used
     checkpoints = run_dir / "checkpoints"
     if config.resume:
-        folder = max(checkpoints.glob("step-*"), key=lambda p: int(p.name.split("-")[-1]))
+        folder = checkpoints_of(checkpoints, "step-")[-1]
         accelerator.load_state(str(folder))
         state = json.loads((folder / STATE_FILE).read_text())
         step, epoch, batches_done = state["step"], state["epoch"], state["batches_done"]
@@ -114,11 +115,5 @@ def _save(accelerator, folder: Path, step: int, epoch: int, batches_done: int, l
     if accelerator.is_main_process:
         state = {"step": step, "epoch": epoch, "batches_done": batches_done, "log": log.to_state()}
         (folder / STATE_FILE).write_text(json.dumps(state))
-        for old in sorted(folder.parent.glob("step-*"), key=lambda p: int(p.name.split("-")[-1]))[:-2]:
-            _remove_tree(old)  # keep the last two, as the Trainer path does
-
-
-def _remove_tree(path: Path):
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+        for old in checkpoints_of(folder.parent, "step-")[:-2]:
+            shutil.rmtree(old, ignore_errors=True)  # keep the last two, as the Trainer path does

@@ -10,12 +10,12 @@ from transformers import set_seed
 
 from ..hub import write_model_card
 from ..tokenizers import save_hf_tokenizer
-from .common import build_model, distributed_state
+from .common import build_model, checkpoints_of, distributed_state
 from .config import PretrainConfig
 from .data import EMBEDDED_CORPUS, prepare_data
 from .loop import train_with_loop
 from .report import RunLog, write_outputs
-from .trainer_engine import last_checkpoint, train_with_trainer
+from .trainer_engine import train_with_trainer
 
 
 def prepare_run_dir(config: PretrainConfig) -> Path:
@@ -24,8 +24,8 @@ def prepare_run_dir(config: PretrainConfig) -> Path:
     occupied = run_dir.exists() and any(run_dir.iterdir())
     checkpoints = run_dir / "checkpoints"
     if config.resume:
-        has_checkpoint = last_checkpoint(checkpoints) is not None or any(checkpoints.glob("step-*"))
-        if not has_checkpoint:
+        prefix = "checkpoint-" if config.engine == "trainer" else "step-"
+        if not checkpoints_of(checkpoints, prefix):
             raise FileNotFoundError(f"nothing to resume: {checkpoints} holds no checkpoint")
         return run_dir
     if occupied and not config.overwrite:
@@ -78,9 +78,15 @@ def pretrain(config: PretrainConfig) -> dict:
     started = time.perf_counter()
     model, is_main = engine(model, data, config, run_dir, log, total_steps)
     log.wall_seconds += time.perf_counter() - started  # on resume, added to the time already spent
-    if not is_main:
-        return {}
+    metrics = write_run_folder(model, data, config, run_dir, log, tokens_per_step) if is_main else {}
+    if state.num_processes > 1:
+        # Leave together: a worker that exits while the main process still writes tears gloo down under it.
+        state.wait_for_everyone()
+        state.destroy_process_group()
+    return metrics
 
+
+def write_run_folder(model, data, config: PretrainConfig, run_dir: Path, log: RunLog, tokens_per_step: int) -> dict:
     model.save_pretrained(run_dir)
     save_hf_tokenizer(data.tokenizer, run_dir, model_max_length=config.context_length)
     title = f"{data.corpus_name}: {model.num_parameters():,} parameters, {config.engine}"

@@ -7,7 +7,7 @@ import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..data import EpochShuffler
-from .common import Progress, distributed_state, lr_of_step, sample_text
+from .common import Progress, checkpoints_of, distributed_state, lr_of_step, sample_text
 from .optim import build_optimizer, warmup_cosine_schedule
 from .report import NonFiniteLossError, RunLog
 
@@ -66,7 +66,7 @@ class RunCallback(TrainerCallback):
 
 
 def last_checkpoint(checkpoints: Path) -> Path | None:
-    found = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    found = checkpoints_of(checkpoints, "checkpoint-")
     return found[-1] if found else None
 
 
