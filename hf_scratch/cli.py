@@ -4,7 +4,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from .classification.cli import add_classify_command, add_finetune_classifier_command
 from .hub import add_push_command
+from .options import add_dataclass_options
 from .tokenizers.cli import add_tokenizer_command
 
 
@@ -48,26 +50,6 @@ PRETRAIN_HELP = {
     "save_every": "checkpoint every N steps (default: at every evaluation)",
     "progress": "show the progress bar",
 }
-
-
-def _add_dataclass_options(parser, cls, helps):
-    """One --option per field of the config dataclass, typed from its default."""
-    import dataclasses
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    for field in dataclasses.fields(cls):
-        if field.name == "command":
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        kind = hints[field.name]
-        base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
-        if base is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default,
-                                help=helps.get(field.name))
-        else:
-            parser.add_argument(flag, type=base, default=field.default, help=helps.get(field.name),
-                                metavar=field.name.upper())
 
 
 def _pretrain(args):
@@ -156,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pretrain = sub.add_parser("pretrain", help="pretrain a GPT (book ch. 5); with no options, a small one on the "
                                                "text shipped with the package, offline, in a few minutes")
-    _add_dataclass_options(pretrain, PretrainConfig, PRETRAIN_HELP)
+    add_dataclass_options(pretrain, PretrainConfig, PRETRAIN_HELP)
     pretrain.set_defaults(func=_pretrain)
 
     generate = sub.add_parser("generate", help="continue a prompt with a run folder or any GPT-2-style checkpoint")
@@ -171,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="allow the checkpoint's own model code (needed without hf_scratch installed)")
     generate.set_defaults(func=_generate)
 
+    add_finetune_classifier_command(sub)
+    add_classify_command(sub)
     add_push_command(sub)
     return parser
 

@@ -49,9 +49,12 @@ class CardKind:
 # Each model kind adds its template file and an entry here (classifier: "text-classification", LoRA: "peft", ...).
 CARD_KINDS: dict[str, CardKind] = {
     "causal-lm": CardKind("causal_lm.md", "text-generation", "Text generation", tags=("text-generation",)),
+    "text-classification": CardKind("classifier.md", "text-classification", "Text classification",
+                                    tags=("text-classification",)),
 }
 # The kind of card a folder gets when it has none yet, from the `architectures` of its config.json.
-ARCHITECTURE_KINDS = {"ScratchGPTForCausalLM": "causal-lm", "GPT2LMHeadModel": "causal-lm"}
+ARCHITECTURE_KINDS = {"ScratchGPTForCausalLM": "causal-lm", "GPT2LMHeadModel": "causal-lm",
+                      "ScratchGPTForSequenceClassification": "text-classification"}
 BASE_TAGS = ("hf_scratch", "llms-from-scratch", "gpt")
 
 # Metric names carry their split as a prefix, as Trainer's (eval_loss) and the book's (validation_loss) do.

@@ -33,7 +33,7 @@ def train_one(kind: str, argv: list[str], queue):
     """Runs in a fresh process, so its peak resident memory is this model's alone."""
     from transformers import set_seed
 
-    from hf_scratch.cli import _add_dataclass_options
+    from hf_scratch.options import add_dataclass_options
     from hf_scratch.training.common import build_model
     from hf_scratch.training.config import PretrainConfig
     from hf_scratch.training.data import prepare_data
@@ -42,7 +42,7 @@ def train_one(kind: str, argv: list[str], queue):
     from hf_scratch.training.trainer_engine import train_with_trainer
 
     parser = argparse.ArgumentParser()
-    _add_dataclass_options(parser, PretrainConfig, {})
+    add_dataclass_options(parser, PretrainConfig, {})
     # GPT-2 always has query/key/value biases: ours needs them too, or the stock copy trains parameters ours lacks.
     overrides = {"drop_rate": 0.0, "qkv_bias": True, "progress": False}
     config = PretrainConfig(**{**vars(parser.parse_args(argv)), **overrides})
@@ -73,18 +73,10 @@ def train_one(kind: str, argv: list[str], queue):
                "validation_loss": log.evals[-1]["validation_loss"] if log.evals else None})
 
 
-def options_from(argv):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from pretrain import options_from_yaml
-
-    if "--config" in argv:
-        at = argv.index("--config")
-        argv = options_from_yaml(argv[at + 1]) + argv[:at] + argv[at + 2 :]
-    return argv
-
-
 def main():
-    argv = options_from(sys.argv[1:])
+    from hf_scratch.options import expand_config_file
+
+    argv = expand_config_file(sys.argv[1:])
     if "--output-dir" not in argv:
         argv += ["--output-dir", "runs/compare_gpt2"]
     out = Path(argv[len(argv) - 1 - argv[::-1].index("--output-dir") + 1])  # the last one wins, as in argparse

@@ -12,27 +12,8 @@ Under accelerate the Trainer engine runs data-parallel: ``--batch-size`` is per 
 
 import sys
 
-import yaml
-
 from hf_scratch.cli import main
-
-
-def options_from_yaml(path: str) -> list[str]:
-    with open(path) as file:
-        settings = yaml.safe_load(file) or {}
-    argv = []
-    for key, value in settings.items():
-        flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            argv.append(flag if value else "--no-" + key.replace("_", "-"))
-        else:
-            argv += [flag, str(value)]
-    return argv
-
+from hf_scratch.options import expand_config_file
 
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    if "--config" in argv:
-        at = argv.index("--config")
-        argv = options_from_yaml(argv[at + 1]) + argv[:at] + argv[at + 2 :]
-    sys.exit(main(["pretrain", *argv]))
+    sys.exit(main(["pretrain", *expand_config_file(sys.argv[1:])]))

@@ -4,6 +4,7 @@ from .accounting import ParameterReport, parameter_report
 from .attention import CausalAttention, MultiHeadAttention, MultiHeadAttentionWrapper, SelfAttention
 from .configuration_scratch_gpt import GPT2_PRESETS, ScratchGPTConfig
 from .layers import GELU, FeedForward, LayerNorm, TransformerBlock
+from .modeling_classification import ScratchGPTForSequenceClassification
 from .modeling_scratch_gpt import ScratchGPTForCausalLM, ScratchGPTModel, ScratchGPTPreTrainedModel
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "ParameterReport",
     "ScratchGPTConfig",
     "ScratchGPTForCausalLM",
+    "ScratchGPTForSequenceClassification",
     "ScratchGPTModel",
     "ScratchGPTPreTrainedModel",
     "SelfAttention",
