@@ -19,10 +19,13 @@ FRAGMENTS = [
     "\x00", "\x07", "\x1b[0m", "\x1c", "\x1f", "\x7f", "\x85", "123", "٣٤", "½", "Ⅻ", "Hello", " world", "ß", "İ",
     "ﬁ", "ǅ", "<|", "|>", "endoftext", "$", "...", "!?", "--", "\ufeff", "\U0010fffd",
 ]
+# Unassigned code points (category Cn in Python's Unicode tables) are left out: the regex module, tiktoken's
+# Rust regex and tokenizers' Onig carry different Unicode versions, so they classify characters added
+# since differently (CI found "\U000323b0's": a letter for the regex module, not for tokenizers).
 TEXT = st.lists(
     st.one_of(
         st.sampled_from(FRAGMENTS),
-        st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=6),
+        st.text(alphabet=st.characters(exclude_categories=("Cs", "Cn")), max_size=6),
         st.text(alphabet=" \n\t\r", min_size=1, max_size=40),
     ),
     max_size=25,

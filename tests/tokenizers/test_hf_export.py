@@ -7,9 +7,12 @@ from transformers import AutoTokenizer
 
 from hf_scratch.tokenizers import ENDOFTEXT, BPETokenizer, save_hf_tokenizer, to_hf_tokenizer
 
+# Unassigned code points (category Cn in Python's Unicode tables) are left out: the regex module, tiktoken's
+# Rust regex and tokenizers' Onig carry different Unicode versions, so they classify characters added
+# since differently (CI found "\U000323b0's": a letter for the regex module, not for tokenizers).
 TEXT = st.lists(
     st.one_of(st.sampled_from(["'s", "'ll", "'re", " ", "   ", "\n\n", "\t", "😀", "日本語", "e\u0301", "\x00", "123"]),
-              st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=6)),
+              st.text(alphabet=st.characters(exclude_categories=("Cs", "Cn")), max_size=6)),
     max_size=20,
 ).map("".join)
 
