@@ -62,6 +62,20 @@ def bytes_to_token(data: bytes) -> str:
     return "".join(table[b] for b in data)
 
 
+def merge_pair(symbols: list, left, right, merged) -> list:
+    """``symbols`` with every adjacent ``(left, right)`` replaced by ``merged``, left to right (used by encoding and
+    by training, so both apply a merge the same way)."""
+    out, i, n = [], 0, len(symbols)
+    while i < n:
+        if i < n - 1 and symbols[i] == left and symbols[i + 1] == right:
+            out.append(merged)
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out
+
+
 class BPETokenizer:
     """A byte-level BPE tokenizer: GPT-2's when loaded from OpenAI's files, or one trained with :meth:`train`.
 
@@ -168,16 +182,7 @@ class BPETokenizer:
                     best, best_pair = found, pair
             if best is None:
                 break
-            left, right = best_pair
-            merged, out, i, n = best[1], [], 0, len(ids)
-            while i < n:  # replace every occurrence, left to right
-                if i < n - 1 and ids[i] == left and ids[i + 1] == right:
-                    out.append(merged)
-                    i += 2
-                else:
-                    out.append(ids[i])
-                    i += 1
-            ids = out
+            ids = merge_pair(ids, *best_pair, best[1])
         return ids
 
     def encode_ordinary(self, text: str) -> list[int]:
@@ -341,14 +346,7 @@ class BPETokenizer:
             for index in list(where[pair]):
                 symbols, freq = words[index], freqs[index]
                 old = Counter(pairwise(symbols))
-                new_symbols, i, n = [], 0, len(symbols)
-                while i < n:
-                    if i < n - 1 and symbols[i] == left and symbols[i + 1] == right:
-                        new_symbols.append(merged)
-                        i += 2
-                    else:
-                        new_symbols.append(symbols[i])
-                        i += 1
+                new_symbols = merge_pair(symbols, left, right, merged)
                 words[index] = new_symbols
                 new = Counter(pairwise(new_symbols))
                 for p in old.keys() | new.keys():
