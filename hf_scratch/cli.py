@@ -5,7 +5,9 @@ import sys
 from pathlib import Path
 
 from .classification.cli import add_classify_command, add_finetune_classifier_command
+from .evaluation.cli import add_judge_command
 from .hub import add_push_command
+from .instruction.cli import add_finetune_instruct_command
 from .options import add_dataclass_options
 from .tokenizers.cli import add_tokenizer_command
 
@@ -155,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_finetune_classifier_command(sub)
     add_classify_command(sub)
+    add_finetune_instruct_command(sub)
+    add_judge_command(sub)
     add_push_command(sub)
     return parser
 

@@ -51,6 +51,8 @@ CARD_KINDS: dict[str, CardKind] = {
     "causal-lm": CardKind("causal_lm.md", "text-generation", "Text generation", tags=("text-generation",)),
     "text-classification": CardKind("classifier.md", "text-classification", "Text classification",
                                     tags=("text-classification",)),
+    "instruction": CardKind("instruction.md", "text-generation", "Instruction following",
+                            tags=("text-generation", "instruction-tuned", "alpaca")),
 }
 # The kind of card a folder gets when it has none yet, from the `architectures` of its config.json.
 ARCHITECTURE_KINDS = {"ScratchGPTForCausalLM": "causal-lm", "GPT2LMHeadModel": "causal-lm",
