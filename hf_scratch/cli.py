@@ -10,6 +10,7 @@ from .hub import add_push_command
 from .instruction.cli import add_finetune_instruct_command
 from .options import add_dataclass_options
 from .tokenizers.cli import add_tokenizer_command
+from .training.lora_setup import add_merge_lora_command
 
 
 def _params(args):
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_finetune_instruct_command(sub)
     add_judge_command(sub)
     add_push_command(sub)
+    add_merge_lora_command(sub)
     return parser
 
 

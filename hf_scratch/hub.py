@@ -53,6 +53,9 @@ CARD_KINDS: dict[str, CardKind] = {
                                     tags=("text-classification",)),
     "instruction": CardKind("instruction.md", "text-generation", "Instruction following",
                             tags=("text-generation", "instruction-tuned", "alpaca")),
+    # A LoRA adapter folder (hf_scratch.lora or peft format): pipeline_tag and library_name are given per adapter.
+    "lora-adapter": CardKind("lora_adapter.md", "text-generation", "Text generation", library_name="peft",
+                             tags=("lora",)),
 }
 # The kind of card a folder gets when it has none yet, from the `architectures` of its config.json.
 ARCHITECTURE_KINDS = {"ScratchGPTForCausalLM": "causal-lm", "GPT2LMHeadModel": "causal-lm",
@@ -83,6 +86,8 @@ def render_model_card(
     repo_id: str | None = None,
     as_gpt2: bool = False,
     template: str | os.PathLike | None = None,
+    pipeline_tag: str | None = None,
+    library_name: str | None = None,
 ):
     """The ``huggingface_hub.ModelCard`` of a model of ``kind`` (a key of :data:`CARD_KINDS`).
 
@@ -96,6 +101,7 @@ def render_model_card(
     ``as_gpt2``: the card of the stock GPT-2 export (no remote code). ``template``: a template file to use instead
     of the kind's. The template gets these values, the card metadata, ``title``, ``architecture``,
     ``n_parameters``, ``has_tokenizer``, ``load_id``, ``hyperparameter_rows`` and ``metric_rows``.
+    ``pipeline_tag``, ``library_name``: override the kind's (a LoRA adapter's task and format vary).
     """
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -106,7 +112,8 @@ def render_model_card(
     hyperparameters = _check_hyperparameters(hyperparameters)
     for name, value in (("command", command), ("base_model", base_model), ("license", license),
                         ("model_name", model_name), ("training_data", training_data),
-                        ("description", description), ("repo_id", repo_id)):
+                        ("description", description), ("repo_id", repo_id), ("pipeline_tag", pipeline_tag),
+                        ("library_name", library_name)):
         if value is not None and not isinstance(value, str):
             raise ValueError(f"model card: {name} must be a string, got {type(value).__name__} {value!r}")
     folder = Path(folder) if folder is not None else None
@@ -116,19 +123,21 @@ def render_model_card(
 
     name = repo_id or model_name or (folder.resolve().name if folder is not None else "hf-scratch-gpt")
     dataset_id = datasets[0] if datasets else "unspecified"
+    task_name = card_kind.task_name if pipeline_tag is None else pipeline_tag.replace("-", " ").capitalize()
+    pipeline_tag = pipeline_tag or card_kind.pipeline_tag
     eval_results = []
     for metric, value in metrics.items():
         split, metric_type = _split_metric(metric)
         eval_results.append(EvalResult(
-            task_type=card_kind.pipeline_tag, task_name=card_kind.task_name,
+            task_type=pipeline_tag, task_name=task_name,
             dataset_type=dataset_id, dataset_name=dataset_id, dataset_split=split,
             metric_type=metric_type, metric_name=f"{split.capitalize()} {metric_type}" if split else metric_type,
             metric_value=value,
         ))
     all_tags = [*BASE_TAGS, *card_kind.tags, *(("gpt2",) if as_gpt2 else ()), *tags]
     card_data = ModelCardData(
-        library_name=card_kind.library_name,
-        pipeline_tag=card_kind.pipeline_tag,
+        library_name=library_name or card_kind.library_name,
+        pipeline_tag=pipeline_tag,
         tags=list(dict.fromkeys(all_tags)),
         datasets=datasets or None,
         license=license,
@@ -182,6 +191,8 @@ def write_model_card(
     training_data: str | None = None,
     description: str | None = None,
     tags: Sequence[str] = (),
+    pipeline_tag: str | None = None,
+    library_name: str | None = None,
 ) -> Path:
     """Render the card of the model saved in ``folder`` into ``folder/README.md`` and record its inputs in
     ``folder/model_card.json``; returns the README's path. Arguments as for :func:`render_model_card`. Call it
@@ -194,6 +205,8 @@ def write_model_card(
                   command=command, base_model=base_model, license=license, language=language,
                   model_name=model_name, training_data=training_data, description=description,
                   tags=_string_list(tags, "tags"))
+    if pipeline_tag is not None or library_name is not None:  # recorded only when set: older records stay valid
+        inputs.update(pipeline_tag=pipeline_tag, library_name=library_name)
     card = render_model_card(**inputs, folder=folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / CARD_FILE
@@ -206,7 +219,7 @@ def write_model_card(
 # What write_model_card records in model_card.json: render_model_card's arguments that describe the model, not
 # where or how it is rendered.
 _CARD_INPUTS = ("kind", "datasets", "hyperparameters", "metrics", "command", "base_model", "license", "language",
-                "model_name", "training_data", "description", "tags")
+                "model_name", "training_data", "description", "tags", "pipeline_tag", "library_name")
 
 
 def _save_card(card, path: Path) -> None:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..options import add_dataclass_options
+from ..training.lora_setup import LORA_HELP
 from .finetune import FinetuneConfig
 
 FINETUNE_HELP = {
@@ -13,8 +14,8 @@ FINETUNE_HELP = {
             "'hf-scratch pretrain' run, or a GPT-2 folder), or random",
     "tokenizer": "for --init random: gpt2 (default), bytes, or a folder from 'hf-scratch tokenizer train'; for a "
                  "folder init, overrides its tokenizer.json",
-    "freeze": "what is trained: all, last_block (the book: last block + final norm + head), last_two_blocks, "
-              "head_only",
+    "freeze": "what is trained in full: all, last_block (the book: last block + final norm + head; the default), "
+              "last_two_blocks, head_only (the only choice with --lora, and its default)",
     "pooling": "where the label is read: last_non_pad (last real token, default) or last (the last position)",
     "padding": "longest_train (pad everything to the longest training message, the book) or dynamic (each batch "
                "to its own longest)",
@@ -27,6 +28,7 @@ FINETUNE_HELP = {
     "bf16": "bf16 autocast (faster on CPUs with AMX)",
     "overwrite": "replace a non-empty --output-dir",
     "progress": "show the progress bar and per-epoch lines",
+    **LORA_HELP,
 }
 
 

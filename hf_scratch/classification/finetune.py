@@ -32,10 +32,17 @@ class FinetuneConfig:
     # For "random": "gpt2" (OpenAI's BPE), "bytes", or a folder of a trained BPE (encoder.json, vocab.bpe).
     # For a folder init, its own tokenizer.json is used unless this names one.
     tokenizer: str | None = None
-    freeze: str = "last_block"
+    freeze: str | None = None  # None: "last_block" (the book), or "head_only" with --lora
     pooling: str = "last_non_pad"
     padding: str = "longest_train"
     max_length: int | None = None  # tokens kept per message (default: the model's context)
+
+    # LoRA (appendix E): adapters on the frozen base, the head trained in full (hf_scratch.training.lora_setup).
+    lora: bool = False
+    lora_impl: str = "scratch"
+    lora_rank: int = 16
+    lora_alpha: float = 16.0
+    lora_targets: str | None = None  # comma-separated module names; None: every linear layer of the blocks
 
     # Dimensions of a "random" model.
     n_layers: int = 4
@@ -65,8 +72,16 @@ class FinetuneConfig:
     command: str | None = None
 
     def __post_init__(self):
+        from ..training.lora_setup import LoRASettings
+
+        LoRASettings.from_config(self)  # checks the --lora options
+        if self.freeze is None:
+            self.freeze = "head_only" if self.lora else "last_block"
         if self.freeze not in FREEZING_POLICIES:
             raise ValueError(f"freeze must be one of {', '.join(FREEZING_POLICIES)}, got {self.freeze!r}")
+        if self.lora and self.freeze != "head_only":
+            raise ValueError(f"--freeze {self.freeze} cannot be combined with --lora: LoRA freezes the base model and "
+                             f"trains adapters, and the head in full (--freeze head_only, the default with --lora)")
         from ..model.modeling_classification import POOLINGS
 
         if self.pooling not in POOLINGS:
@@ -209,7 +224,9 @@ def finetune_classifier(config: FinetuneConfig) -> dict:
     from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
     from transformers.utils import logging
 
+    from ..model import CLASSIFIER_HEAD
     from ..training import build_optimizer, warmup_cosine_schedule
+    from ..training.lora_setup import LoRASettings, save_lora_run, wrap_with_lora
 
     logging.disable_progress_bar()
     _occupied(config)  # before any work: refuse to clobber a previous run
@@ -220,12 +237,20 @@ def finetune_classifier(config: FinetuneConfig) -> dict:
         splits = splits.__class__({k: v.select(range(min(config.limit, len(v)))) for k, v in splits.items()})
     data = tokenize_splits(splits, tokenizer, context_length=model.config.context_length, padding=config.padding,
                            max_length=config.max_length)
-    report = apply_freezing(model, config.freeze)
+    lora, lora_record = LoRASettings.from_config(config), None
+    if lora.lora:
+        model, report = wrap_with_lora(model, lora, trainable=(CLASSIFIER_HEAD,))
+        lora_record = {**lora.describe(), "layers": len(model.hf_scratch_lora["layers"]),
+                       "trained_in_full": model.hf_scratch_lora["in_full"]}
+        trained = (f"LoRA ({lora.lora_impl}, rank {lora.lora_rank}, alpha {lora.lora_alpha:g}) on "
+                   f"{lora_record['layers']} layers, in full: {', '.join(lora_record['trained_in_full']) or 'nothing'}")
+    else:
+        report = apply_freezing(model, config.freeze)
+        trained = f"freeze {config.freeze}"
     run_dir = _prepare_run_dir(config)
     (run_dir / "training_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     if config.progress:
-        print(f"{config.init} -> classifier, freeze {config.freeze}: {report.trainable:,} of {report.total:,} "
-              f"parameters trainable")
+        print(f"{config.init} -> classifier, {trained}: {report.trainable:,} of {report.total:,} parameters trainable")
 
     steps_per_epoch = math.ceil(len(data["train"]) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -303,8 +328,13 @@ def finetune_classifier(config: FinetuneConfig) -> dict:
                       for name in ("loss", "accuracy", "precision", "recall", "f1") if f"{split}_{name}" in result})
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # save_strategy "no": only Trainer's empty folder
 
-    model = trainer.model.requires_grad_(True)
-    model.save_pretrained(run_dir)
+    if lora.lora:  # the merged model at the root, the adapter alone in adapter/
+        adapter_base = None if config.init == "random" else config.init
+        model = save_lora_run(trainer.model, run_dir, lora, base=adapter_base,
+                              card=_card_fields(config, final))
+    else:
+        model = trainer.model.requires_grad_(True)
+        model.save_pretrained(run_dir)
     _save_tokenizer(tokenizer, run_dir, model.config.context_length)
     metrics = {**final, "wall_seconds": round(wall, 2), "epochs": history["epochs"],
                "train_loss_per_step": [{"step": s, "loss": l} for s, l in zip(history["steps"],
@@ -312,9 +342,10 @@ def finetune_classifier(config: FinetuneConfig) -> dict:
                "trainable_parameters": report.trainable, "total_parameters": report.total,
                "examples": {k: len(v) for k, v in data.items()},
                "sequence_length": len(data["train"][0]["input_ids"]) if config.padding == "longest_train" else None,
-               "init": config.init, "freeze": config.freeze, "pooling": config.pooling, "seed": config.seed}
+               "init": config.init, "freeze": config.freeze, "pooling": config.pooling, "seed": config.seed,
+               "lora": lora_record}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_curves(history, run_dir / "loss_accuracy.png", f"{config.init}, freeze {config.freeze}")
+    plot_curves(history, run_dir / "loss_accuracy.png", f"{config.init}, {trained}")
     write_card(run_dir, config, metrics, base_model)
     return metrics
 
@@ -350,16 +381,24 @@ def plot_curves(history: dict, path: Path, title: str):
     plt.close(fig)
 
 
+TRAINING_DATA = ("The UCI SMS Spam Collection prepared as in the book's chapter 6: all 747 spam messages and 747 ham "
+                 "messages drawn at random, split 70/10/20 into 1,045 training, 149 validation and 300 test messages; "
+                 "labels 0 ham, 1 spam.")
+CARD_METRICS = ("train_accuracy", "validation_accuracy", "test_accuracy", "test_precision", "test_recall", "test_f1")
+
+
+def _card_fields(config: FinetuneConfig, metrics: dict) -> dict:
+    """What the run's card (and a LoRA run's adapter card) says besides the model itself."""
+    return dict(datasets=["sms-spam"], metrics={k: metrics[k] for k in CARD_METRICS if k in metrics},
+                command=config.command or "hf-scratch finetune-classifier", training_data=TRAINING_DATA)
+
+
 def write_card(run_dir: Path, config: FinetuneConfig, metrics: dict, base_model: str | None):
     from ..hub import write_model_card
 
     hyperparameters = {k: v for k, v in config.to_dict().items()
                        if k not in ("output_dir", "overwrite", "progress", "command", "data_path")}
-    card_metrics = {k: metrics[k] for k in ("train_accuracy", "validation_accuracy", "test_accuracy",
-                                            "test_precision", "test_recall", "test_f1") if k in metrics}
-    write_model_card(run_dir, kind="text-classification", datasets=["sms-spam"], hyperparameters=hyperparameters,
-                     metrics=card_metrics, command=config.command or "hf-scratch finetune-classifier",
-                     base_model=base_model,
-                     training_data="The UCI SMS Spam Collection prepared as in the book's chapter 6: all 747 spam "
-                                   "messages and 747 ham messages drawn at random, split 70/10/20 into 1,045 "
-                                   "training, 149 validation and 300 test messages; labels 0 ham, 1 spam.")
+    if not config.lora:
+        hyperparameters = {k: v for k, v in hyperparameters.items() if not k.startswith("lora_")}
+    write_model_card(run_dir, kind="text-classification", hyperparameters=hyperparameters, base_model=base_model,
+                     **_card_fields(config, metrics))
