@@ -5,11 +5,12 @@ import dataclasses
 import typing
 
 
-def add_dataclass_options(parser: argparse.ArgumentParser, cls, helps: dict[str, str]):
-    """One ``--option`` per field of the config dataclass ``cls``, typed from its annotation."""
+def add_dataclass_options(parser: argparse.ArgumentParser, cls, helps: dict[str, str], skip=("command",)):
+    """One ``--option`` per field of the config dataclass ``cls``, typed from its annotation, except the fields in
+    ``skip`` (by default ``command``, which the CLI records itself)."""
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
-        if field.name == "command":  # recorded by the CLI itself
+        if field.name in skip:
             continue
         flag = "--" + field.name.replace("_", "-")
         kind = hints[field.name]

@@ -15,13 +15,12 @@ finetuning options go in ``--finetune-json '{"freeze": "all", "epochs": 5, "lr":
 """
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
 from pathlib import Path
 
-from hf_scratch.options import expand_config_file
+from hf_scratch.options import add_dataclass_options, expand_config_file
 
 
 def offline(argv: list[str]) -> int:
@@ -31,15 +30,7 @@ def offline(argv: list[str]) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--finetune-json", default=None, help="finetuning options as JSON (FinetuneConfig fields)")
     defaults = OfflineSpamConfig()
-    for field in dataclasses.fields(OfflineSpamConfig):
-        if field.name in ("seed", "finetune"):
-            continue
-        value = getattr(defaults, field.name)
-        flag = "--" + field.name.replace("_", "-")
-        if isinstance(value, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        else:
-            parser.add_argument(flag, type=type(value), default=value)
+    add_dataclass_options(parser, OfflineSpamConfig, {}, skip=("seed", "finetune"))
     args = vars(parser.parse_args(argv))
     seeds, finetune = args.pop("seeds"), args.pop("finetune_json")
     root = Path(args.pop("output_dir"))

@@ -16,11 +16,10 @@ finetuning options go in ``--finetune-json '{"epochs": 2, "lr": 5e-4}'``.
 """
 
 import argparse
-import dataclasses
 import json
 import sys
 
-from hf_scratch.options import expand_config_file
+from hf_scratch.options import add_dataclass_options, expand_config_file
 
 
 def offline(argv: list[str]) -> int:
@@ -29,15 +28,7 @@ def offline(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="finetune_instruct.py offline")
     parser.add_argument("--finetune-json", default=None, help="finetuning options as JSON (InstructConfig fields)")
     defaults = OfflineInstructConfig()
-    for field in dataclasses.fields(OfflineInstructConfig):
-        if field.name == "finetune":
-            continue
-        value = getattr(defaults, field.name)
-        flag = "--" + field.name.replace("_", "-")
-        if isinstance(value, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        else:
-            parser.add_argument(flag, type=type(value), default=value)
+    add_dataclass_options(parser, OfflineInstructConfig, {}, skip=("finetune",))
     args = vars(parser.parse_args(argv))
     finetune = args.pop("finetune_json")
     extra = {"finetune": {**defaults.finetune, **json.loads(finetune)}} if finetune else {}

@@ -6,28 +6,18 @@ import argparse
 import sys
 
 from ..options import add_dataclass_options
+from ..training.finetuning import OPTIONS_HELP, invoked_command
 from ..training.lora_setup import LORA_HELP
 from .finetune import FinetuneConfig
 
 FINETUNE_HELP = {
-    "init": "gpt2 or gpt2-medium (OpenAI's weights, needs the network), a folder (a checkpoint of ours, e.g. an "
-            "'hf-scratch pretrain' run, or a GPT-2 folder), or random",
-    "tokenizer": "for --init random: gpt2 (default), bytes, or a folder from 'hf-scratch tokenizer train'; for a "
-                 "folder init, overrides its tokenizer.json",
+    **OPTIONS_HELP,
     "freeze": "what is trained in full: all, last_block (the book: last block + final norm + head; the default), "
               "last_two_blocks, head_only (the only choice with --lora, and its default)",
     "pooling": "where the label is read: last_non_pad (last real token, default) or last (the last position)",
     "padding": "longest_train (pad everything to the longest training message, the book) or dynamic (each batch "
                "to its own longest)",
-    "max_length": "tokens kept per message (default: the model's context)",
-    "drop_rate": "dropout (default: the checkpoint's; 0 for random)",
-    "min_lr": "learning rate at the end of a cosine decay (default: constant rate, as the book)",
-    "warmup_steps": "linear warmup steps",
     "data_path": "the SMSSpamCollection file (default: the sms-spam source, from HF_SCRATCH_DATA or the cache)",
-    "limit": "use only the first N messages of each split (quick trials)",
-    "bf16": "bf16 autocast (faster on CPUs with AMX)",
-    "overwrite": "replace a non-empty --output-dir",
-    "progress": "show the progress bar and per-epoch lines",
     **LORA_HELP,
 }
 
@@ -36,11 +26,7 @@ def _finetune(args):
     from .finetune import finetune_classifier
 
     values = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
-    if sys.argv[1:2] == ["finetune-classifier"]:
-        command = "hf-scratch " + " ".join(sys.argv[1:])
-    else:  # the recipe script, or a call from Python
-        command = " ".join(["python", *sys.argv]) if sys.argv[0].endswith(".py") else None
-    metrics = finetune_classifier(FinetuneConfig(**values, command=command))
+    metrics = finetune_classifier(FinetuneConfig(**values, command=invoked_command("finetune-classifier")))
     print(f"done in {metrics['wall_seconds']:.0f} s: accuracy train {metrics['train_accuracy']:.2%}, validation "
           f"{metrics['validation_accuracy']:.2%}, test {metrics['test_accuracy']:.2%}; run folder "
           f"{values['output_dir']} (model, tokenizer, metrics.json, loss_accuracy.png, README.md)")

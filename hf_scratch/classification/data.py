@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..tokenizers.adapters import encoder_of, pad_id_of
+
 LABELS = ("ham", "spam")
 SPLIT_SEED = 123  # the book's random_state
 
@@ -54,25 +56,6 @@ def load_spam_splits(path: str | os.PathLike | None = None, seed: int = SPLIT_SE
 
     return DatasetDict(train=make(rows[:n_train]), validation=make(rows[n_train:n_train + n_validation]),
                        test=make(rows[n_train + n_validation:]))
-
-
-def encoder_of(tokenizer):
-    """A text -> ids function for our ``BPETokenizer``, tiktoken, or a transformers tokenizer (no special
-    tokens added, and special-token strings in the text treated as text)."""
-    if hasattr(tokenizer, "encode_ordinary"):  # BPETokenizer, tiktoken.Encoding
-        return tokenizer.encode_ordinary
-    if callable(getattr(tokenizer, "encode", None)):
-        return lambda text: tokenizer.encode(text, add_special_tokens=False)
-    raise TypeError(f"cannot encode text with a {type(tokenizer).__name__}")
-
-
-def pad_id_of(tokenizer) -> int:
-    """The end-of-text id, used for padding as in the book (padded positions are masked)."""
-    for name in ("eot_token", "eos_token_id", "pad_token_id"):
-        value = getattr(tokenizer, name, None)
-        if isinstance(value, int):
-            return value
-    raise ValueError(f"{type(tokenizer).__name__} has no end-of-text id to pad with")
 
 
 def tokenize_splits(splits, tokenizer, *, context_length: int, padding: str = "longest_train",

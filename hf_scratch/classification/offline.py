@@ -11,31 +11,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..tokenizers import ENDOFTEXT, BPETokenizer
+from ..training.finetuning import OfflineBackbone
 from .data import load_spam_splits
 from .finetune import FinetuneConfig, finetune_classifier
 
 
 @dataclass
-class OfflineSpamConfig:
+class OfflineSpamConfig(OfflineBackbone):
     output_dir: str = "runs/spam-offline"
-    seed: int = 123
-    vocab_size: int = 1024  # a small vocabulary keeps the output layer (and pretraining) cheap
-    n_layers: int = 4
-    emb_dim: int = 256
-    n_heads: int = 4
-    context_length: int = 256
     pretrain_steps: int = 600  # 300 gave 96.33% mean test accuracy, 600 reaches 97% (docs/classification.md)
-    pretrain_max_length: int = 127  # tokens per pretraining window; most messages are far shorter than the context
-    pretrain_batch_size: int = 16
-    pretrain_lr: float = 1e-3
-    pretrain_drop_rate: float = 0.1
-    bf16: bool = True  # bf16 autocast: markedly faster for pretraining on CPUs with AMX
+    pretrain_max_length: int = 127  # most messages are far shorter than the context
     # Finetuning (FinetuneConfig fields): the whole small model, short cosine schedule, each batch padded alone.
     # Two epochs: validation accuracy peaks after the first or second, later epochs fit the training set.
     finetune: dict = field(default_factory=lambda: dict(freeze="all", epochs=2, lr=2e-4, min_lr=0.0,
                                                        warmup_steps=20, batch_size=8, drop_rate=0.1,
                                                        padding="dynamic"))
-    progress: bool = True
 
 
 def write_sms_corpus(texts: list[str], path: Path) -> Path:
@@ -47,8 +37,6 @@ def write_sms_corpus(texts: list[str], path: Path) -> Path:
 def offline_spam_run(config: OfflineSpamConfig) -> dict:
     """Tokenizer, pretraining and finetuning for one seed; writes ``output_dir/{tokenizer,pretrain,classifier}``
     and ``output_dir/summary.json``; returns the summary (accuracies and the wall time of each stage)."""
-    from ..training import PretrainConfig, pretrain
-
     root = Path(config.output_dir)
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -58,15 +46,8 @@ def offline_spam_run(config: OfflineSpamConfig) -> dict:
     tokenizer.save(root / "tokenizer")
     tokenizer_seconds = time.perf_counter() - started
 
-    pretrain_metrics = pretrain(PretrainConfig(
-        corpus=str(corpus), tokenizer=str(root / "tokenizer"), n_layers=config.n_layers, emb_dim=config.emb_dim,
-        n_heads=config.n_heads, context_length=config.context_length, drop_rate=config.pretrain_drop_rate,
-        max_length=min(config.pretrain_max_length, config.context_length - 1),
-        max_steps=config.pretrain_steps, batch_size=config.pretrain_batch_size, lr=config.pretrain_lr,
-        min_lr=config.pretrain_lr / 10, warmup_steps=max(1, config.pretrain_steps // 20), bf16=config.bf16,
-        eval_every=config.pretrain_steps, eval_batches=4, sample_tokens=20, seed=config.seed,
-        output_dir=str(root / "pretrain"), overwrite=True, progress=config.progress,
-        command="hf_scratch.classification.offline.offline_spam_run"))
+    pretrain_metrics = config.pretrain(corpus, root / "tokenizer", root / "pretrain",
+                                       command="hf_scratch.classification.offline.offline_spam_run")
     pretrain_seconds = time.perf_counter() - started - tokenizer_seconds
 
     metrics = finetune_classifier(FinetuneConfig(

@@ -23,7 +23,8 @@ def load_classifier(checkpoint: str | os.PathLike, *, trust_remote_code: bool = 
 def classify_texts(model, tokenizer, texts: list[str]) -> list[tuple[str, float]]:
     """``(label, probability)`` of the most probable class of each text. Texts longer than the model's context
     keep their first tokens (with a warning); an empty text is a ``ValueError``."""
-    from .data import PadCollator, encoder_of, pad_id_of
+    from ..tokenizers.adapters import encoder_of, pad_id_of
+    from .data import PadCollator
 
     encode = encoder_of(tokenizer)
     limit = model.config.max_position_embeddings

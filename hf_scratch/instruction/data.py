@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..tokenizers.adapters import encoder_of, pad_id_of
 from .prompts import build_prompt, check_record
 
 IGNORE_INDEX = -100  # the label cross-entropy skips (torch's and transformers' default ignore_index)
@@ -73,8 +74,6 @@ def tokenize_record(record: dict, encode, eos_id: int, style: str = "alpaca", ma
 def tokenize_splits(splits: dict[str, list[dict]], tokenizer, style: str = "alpaca", mask_prompt: bool = False):
     """``datasets.DatasetDict`` of the splits, each row the record's fields plus ``input_ids`` and ``labels``."""
     from datasets import Dataset, DatasetDict
-
-    from ..classification.data import encoder_of, pad_id_of
 
     encode, eos_id = encoder_of(tokenizer), pad_id_of(tokenizer)
     out = {}

@@ -7,133 +7,55 @@ before and after training and per epoch), ``loss.png``, ``training_config.json``
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..tokenizers.adapters import encoder_of, pad_id_of, save_tokenizer
+from ..training.finetuning import FinetuneOptions, check_output_dir, model_from_init, prepare_output_dir
 from .data import InstructionCollator, load_instruction_records, split_records, tokenize_splits
 from .prompts import PROMPT_STYLES, build_prompt
 
-GPT2_IDS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 RESPONSES_FILE = "test_responses.json"
 
 
 @dataclass
-class InstructConfig:
-    # Starting point: a folder (a causal LM of ours, e.g. an 'hf-scratch pretrain' run, or a GPT-2 folder), a GPT-2
-    # Hub id (needs the network; the book uses gpt2-medium), or "random" (a new model of the dimensions below).
+class InstructConfig(FinetuneOptions):
+    """``hf-scratch finetune-instruct``: the shared finetuning options (``FinetuneOptions``) and these. Defaults:
+    the book's run, GPT-2 medium (needs the network) for 2 epochs at 5e-5, batch 8, constant rate."""
+
     init: str = "gpt2-medium"
-    tokenizer: str | None = None  # for "random": gpt2, bytes or a trained BPE folder; else overrides the folder's
     prompt_style: str = "alpaca"
-    mask_prompt: bool = False  # the book trains on the prompt too; True masks it out of the loss (exercise 7.2)
-    max_length: int | None = None  # tokens kept per example (default: the model's context)
-
-    # Dimensions of a "random" model.
-    n_layers: int = 4
-    emb_dim: int = 256
-    n_heads: int = 4
-    context_length: int = 256
-    drop_rate: float | None = None  # None: keep the checkpoint's (0.0 for random)
-
-    # Optimisation: the book's AdamW at 5e-5, weight decay 0.1, batch 8, 2 epochs, constant rate.
-    epochs: int = 2
-    batch_size: int = 8
-    grad_accum: int = 1
-    lr: float = 5e-5
-    min_lr: float | None = None  # end of a cosine decay; None: constant rate (the book)
-    warmup_steps: int = 0
-    weight_decay: float = 0.1
-    max_grad_norm: float = 1.0
-    bf16: bool = False
-
-    # Data: the alpaca-1100 source by default; split_seed shuffles before the 85/10/5 cut (None: the book's order).
-    data_path: str | None = None
-    split_seed: int | None = None
-    limit: int | None = None  # first N records of each split (quick trials)
-
+    mask_prompt: bool = False  # the book trains on the prompt too; True leaves it out of the loss (exercise 7.2)
+    split_seed: int | None = None  # shuffle before the 85/10/5 cut; None: the file's order (the book)
     # Answers for the test split after training (greedy, until end-of-text).
     max_new_tokens: int = 256
     generate_batch_size: int = 8
-
+    epochs: int = 2
     output_dir: str = "runs/instruct"
-    overwrite: bool = False
-    seed: int = 123
-    progress: bool = True
-    command: str | None = None
 
     def __post_init__(self):
+        super().__post_init__()
         if self.prompt_style not in PROMPT_STYLES:
             raise ValueError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {self.prompt_style!r}")
-        for name in ("n_layers", "emb_dim", "n_heads", "context_length", "epochs", "batch_size", "grad_accum",
-                     "max_new_tokens", "generate_batch_size"):
+        for name in ("max_new_tokens", "generate_batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("max_length", "limit"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.max_length is not None and self.max_length < 2:
-            raise ValueError(f"max_length must be at least 2, got {self.max_length}")
-        if not self.lr > 0 or (self.min_lr is not None and not 0 <= self.min_lr <= self.lr):
-            raise ValueError(f"lr must be > 0 and min_lr in [0, lr], got lr={self.lr}, min_lr={self.min_lr}")
-        if self.warmup_steps < 0 or self.weight_decay < 0 or self.max_grad_norm <= 0:
-            raise ValueError("warmup_steps and weight_decay must be >= 0, max_grad_norm > 0")
-        if self.drop_rate is not None and not 0 <= self.drop_rate < 1:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+            raise ValueError(f"max_length must be at least 2 (an input and its target), got {self.max_length}")
 
 
 def build_causal_lm(config: InstructConfig):
-    """``(model, tokenizer, base_model)`` for ``config.init``; ``base_model`` is the Hub id the card names."""
-    from ..classification.data import pad_id_of
-    from ..classification.finetune import _bpe_tokenizer
-    from ..model import ScratchGPTConfig, ScratchGPTForCausalLM
+    """``(model, tokenizer, base_model)`` for ``config.init`` (see ``training.finetuning.model_from_init``)."""
+    from ..model import ScratchGPTForCausalLM
 
-    overrides = {} if config.drop_rate is None else {"drop_rate": config.drop_rate}
-    if config.init in GPT2_IDS:
-        model = ScratchGPTForCausalLM.from_gpt2(config.init, **overrides)
-        return model, _bpe_tokenizer(config.tokenizer or "gpt2"), config.init
-    if config.init == "random":
-        tokenizer = _bpe_tokenizer(config.tokenizer or "gpt2")
-        eot = pad_id_of(tokenizer)
-        model_config = ScratchGPTConfig(
-            vocab_size=tokenizer.vocab_size, context_length=config.context_length, emb_dim=config.emb_dim,
-            n_heads=config.n_heads, n_layers=config.n_layers, drop_rate=overrides.get("drop_rate", 0.0),
-            bos_token_id=eot, eos_token_id=eot, pad_token_id=eot)
-        return ScratchGPTForCausalLM(model_config), tokenizer, None
-    path = Path(config.init).expanduser()
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"--init {config.init!r}: not a GPT-2 id ({', '.join(GPT2_IDS)}), random, or a "
-                                f"folder with a config.json")
-    model_type = json.loads((path / "config.json").read_text()).get("model_type")
-    if model_type == "gpt2":
-        model = ScratchGPTForCausalLM.from_gpt2(str(path), **overrides)
-    elif model_type == ScratchGPTConfig.model_type:
-        model = ScratchGPTForCausalLM.from_pretrained(path, **overrides)
-    else:
-        raise ValueError(f"--init {path}: a {model_type!r} checkpoint; expected one of hf_scratch's or GPT-2")
-    if config.tokenizer is not None:
-        tokenizer = _bpe_tokenizer(config.tokenizer)
-    elif (path / "tokenizer.json").is_file():
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    else:
-        raise FileNotFoundError(f"--init {path} has no tokenizer.json; name the tokenizer with --tokenizer")
-    vocab = len(tokenizer) if hasattr(tokenizer, "__len__") else tokenizer.vocab_size
-    if vocab > model.config.vocab_size:
-        raise ValueError(f"the tokenizer has {vocab} ids but the model's vocabulary only {model.config.vocab_size}")
-    return model, tokenizer, None
+    return model_from_init(ScratchGPTForCausalLM, config)
 
 
 @torch.no_grad()
@@ -142,8 +64,6 @@ def generate_responses(model, tokenizer, records: list[dict], *, style: str = "a
     """The model's greedy answer to each record, up to its first end-of-text (book ch. 7.7). Prompts are
     left-padded into batches; the model places each by its attention mask, so padding does not change answers."""
     from tqdm.auto import tqdm
-
-    from ..classification.data import encoder_of, pad_id_of
 
     encode, eos = encoder_of(tokenizer), pad_id_of(tokenizer)
     context = model.config.max_position_embeddings
@@ -165,11 +85,7 @@ def generate_responses(model, tokenizer, records: list[dict], *, style: str = "a
 
 
 def _run_command(config: InstructConfig) -> str:
-    if config.command:
-        return config.command
-    if sys.argv[1:2] == ["finetune-instruct"]:
-        return "hf-scratch " + " ".join(sys.argv[1:])
-    return "hf-scratch finetune-instruct"
+    return config.command or "hf-scratch finetune-instruct"
 
 
 def finetune_instruct(config: InstructConfig) -> dict:
@@ -177,14 +93,13 @@ def finetune_instruct(config: InstructConfig) -> dict:
     from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
     from transformers.utils import logging
 
-    from ..classification.data import pad_id_of
-    from ..classification.finetune import _occupied, _prepare_run_dir, _save_tokenizer
     from ..model import parameter_report
     from ..training import build_optimizer, warmup_cosine_schedule
     from ..training.callbacks import EpochProgress
+    from ..training.lora_setup import LoRASettings, save_lora_run, wrap_with_lora
 
     logging.disable_progress_bar()
-    _occupied(config)  # before any work: refuse to clobber a previous run
+    check_output_dir(config.output_dir, config.overwrite)  # before any work: refuse to clobber a previous run
     records = load_instruction_records(config.data_path)
     set_seed(config.seed)
     model, tokenizer, base_model = build_causal_lm(config)
@@ -198,13 +113,20 @@ def finetune_instruct(config: InstructConfig) -> dict:
     data = tokenize_splits(splits, tokenizer, config.prompt_style, config.mask_prompt)
     context = model.config.max_position_embeddings
     max_length = min(config.max_length or context, context)
-    report = parameter_report(model)
-    run_dir = _prepare_run_dir(config)
+    lora, lora_record = LoRASettings.from_config(config), None
+    if lora.lora:
+        model, report = wrap_with_lora(model, lora, trainable=())
+        lora_record = {**lora.describe(), "layers": len(model.hf_scratch_lora["layers"])}
+        trained = f"LoRA ({lora.lora_impl}, rank {lora.lora_rank}, alpha {lora.lora_alpha:g}) on " \
+                  f"{lora_record['layers']} layers"
+    else:
+        report, trained = parameter_report(model), "all weights"
+    run_dir = prepare_output_dir(config.output_dir, config.overwrite)
     (run_dir / "training_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     if config.progress:
         print(f"{config.init} -> instruction model ({config.prompt_style} prompts, prompt "
-              f"{'masked' if config.mask_prompt else 'trained on'}): {report.trainable:,} trainable parameters; "
-              f"{', '.join(f'{len(v)} {k}' for k, v in data.items())} examples")
+              f"{'masked' if config.mask_prompt else 'trained on'}), {trained}: {report.trainable:,} of "
+              f"{report.total:,} parameters trainable; {', '.join(f'{len(v)} {k}' for k, v in data.items())} examples")
 
     steps_per_epoch = math.ceil(len(data["train"]) / (config.batch_size * config.grad_accum))
     total_steps = steps_per_epoch * config.epochs
@@ -265,8 +187,13 @@ def finetune_instruct(config: InstructConfig) -> dict:
     responses = [{**record, "model_response": answer} for record, answer in zip(splits["test"], answers, strict=True)]
     (run_dir / RESPONSES_FILE).write_text(json.dumps(responses, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
-    model.save_pretrained(run_dir)
-    _save_tokenizer(tokenizer, run_dir, model.config.context_length)
+    if lora.lora:  # the merged model at the root, the adapter alone in adapter/
+        card = dict(datasets=_datasets(config), command=_run_command(config), training_data=_training_data(config),
+                    metrics=_card_metrics(after))
+        model = save_lora_run(model, run_dir, lora, base=None if config.init == "random" else config.init, card=card)
+    else:
+        model.save_pretrained(run_dir)
+    save_tokenizer(tokenizer, run_dir, model.config.context_length)
     metrics = {**before, **after, "wall_seconds": round(wall, 2), "answer_seconds": round(answer_seconds, 2),
                "epochs": history["epochs"],
                "train_loss_per_step": [{"step": s, "loss": l} for s, l in zip(history["steps"], history["train_loss"],
@@ -274,7 +201,7 @@ def finetune_instruct(config: InstructConfig) -> dict:
                "trainable_parameters": report.trainable, "total_parameters": report.total,
                "examples": {k: len(v) for k, v in data.items()}, "init": config.init,
                "prompt_style": config.prompt_style, "mask_prompt": config.mask_prompt, "max_length": max_length,
-               "seed": config.seed}
+               "seed": config.seed, "lora": lora_record}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_losses(history, run_dir / "loss.png", f"{config.init}: instruction finetuning ({config.prompt_style})")
     write_card(run_dir, config, metrics, base_model, responses[:3])
@@ -314,24 +241,29 @@ def plot_losses(history: dict, path: Path, title: str):
     plt.close(fig)
 
 
+def _datasets(config: InstructConfig) -> list[str]:
+    return ["alpaca-1100"] if config.data_path is None else []
+
+
+def _card_metrics(losses: dict) -> dict:
+    return {k.removeprefix("final_"): v for k, v in losses.items() if k.startswith("final_")}
+
+
+def _training_data(config: InstructConfig, examples: dict | None = None) -> str:
+    sizes = (f" into {examples['train']} training, {examples['validation']} validation and {examples['test']} test "
+             f"records") if examples else ""
+    return (f"Alpaca-style instruction records ({config.prompt_style} prompt format), split 85/10/5{sizes} as in the "
+            f"book's chapter 7; the prompt was {'masked out of' if config.mask_prompt else 'included in'} the loss.")
+
+
 def write_card(run_dir: Path, config: InstructConfig, metrics: dict, base_model: str | None, examples: list[dict]):
     from ..hub import write_model_card
 
-    hyperparameters = {k: v for k, v in config.to_dict().items()
-                       if k not in ("output_dir", "overwrite", "progress", "command", "data_path")}
-    card_metrics = {k: metrics[k] for k in ("final_train_loss", "final_validation_loss", "final_test_loss")}
-    card_metrics = {k.removeprefix("final_"): v for k, v in card_metrics.items()}
-    samples = "\n\n".join(f"**Instruction:** {e['instruction']}" + (f"\n\n**Input:** {e['input']}" if e.get("input")
-                                                                       else "")
-                          + f"\n\n**Model response:** {e['model_response']}\n\n**Reference:** {e['output']}"
-                          for e in examples)
-    write_model_card(run_dir, kind="instruction", datasets=["alpaca-1100"] if config.data_path is None else [],
-                     hyperparameters=hyperparameters, metrics=card_metrics, command=_run_command(config),
-                     base_model=base_model,
-                     training_data=f"Alpaca-style instruction records ({config.prompt_style} prompt format), split "
-                                   f"85/10/5 into {metrics['examples']['train']} training, "
-                                   f"{metrics['examples']['validation']} validation and {metrics['examples']['test']} "
-                                   f"test records as in the book's chapter 7; the prompt was "
-                                   f"{'masked out of' if config.mask_prompt else 'included in'} the loss."
-                                   + (f"\n\nGreedy answers to the first test records:\n\n{samples}" if samples
-                                      else ""))
+    samples = "\n\n".join(
+        f"**Instruction:** {e['instruction']}" + (f"\n\n**Input:** {e['input']}" if e.get("input") else "")
+        + f"\n\n**Model response:** {e['model_response']}\n\n**Reference:** {e['output']}" for e in examples)
+    write_model_card(run_dir, kind="instruction", datasets=_datasets(config),
+                     hyperparameters=config.card_hyperparameters(), metrics=_card_metrics(metrics),
+                     command=_run_command(config), base_model=base_model,
+                     training_data=_training_data(config, metrics["examples"])
+                     + (f"\n\nGreedy answers to the first test records:\n\n{samples}" if samples else ""))

@@ -5,7 +5,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..data import SOURCES, TokenWindows, read_text, split_token_ids
-from ..tokenizers import BPETokenizer, load_gpt2_bpe
+from ..tokenizers import BPETokenizer
+from ..tokenizers.adapters import bpe_from_spec
 from .config import PretrainConfig
 
 EMBEDDED_CORPUS = "harbour-year"
@@ -42,17 +43,11 @@ def load_corpus(corpus: str | None) -> tuple[str, str]:
 
 
 def load_tokenizer(spec: str | None, corpus_name: str) -> tuple[str, BPETokenizer]:
+    """``(name, tokenizer)``; no ``spec``: bytes for the embedded corpus, GPT-2's BPE otherwise."""
     if spec is None:
         spec = "bytes" if corpus_name == EMBEDDED_CORPUS else "gpt2"
-    if spec == "bytes":
-        return spec, BPETokenizer.byte_level()
-    if spec == "gpt2":
-        return spec, load_gpt2_bpe()
-    path = Path(spec).expanduser()
-    if not (path / "encoder.json").is_file():
-        raise FileNotFoundError(f"tokenizer {spec!r}: expected 'gpt2', 'bytes' or a folder with encoder.json and "
-                                f"vocab.bpe (made by 'hf-scratch tokenizer train')")
-    return str(path), BPETokenizer.load(path)
+    tokenizer = bpe_from_spec(spec)
+    return (spec if spec in ("bytes", "gpt2") else str(Path(spec).expanduser())), tokenizer
 
 
 def prepare_data(config: PretrainConfig) -> PretrainData:

@@ -120,7 +120,7 @@ def test_bad_cli_input(run, tmp_path, capsys):
     assert main(["finetune-classifier", "--freeze", "most", "--output-dir", str(tmp_path / "x")]) == 2
     assert "freeze must be one of" in capsys.readouterr().err
     assert main(["finetune-classifier", "--init", str(tmp_path / "nothing"), "--output-dir", str(tmp_path / "x")]) == 2
-    assert "not gpt2" in capsys.readouterr().err
+    assert "not a GPT-2 id" in capsys.readouterr().err
     # an occupied run folder is not overwritten
     assert main(["finetune-classifier", "--tokenizer", "bytes", "--output-dir", str(run)]) == 2
     assert "not empty" in capsys.readouterr().err
