@@ -177,7 +177,7 @@ def finetune_classifier(config: FinetuneConfig) -> dict:
                "init": config.init, "freeze": config.freeze, "pooling": config.pooling, "seed": config.seed,
                "lora": lora_record}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_curves(history, run_dir / "loss_accuracy.png", f"{config.init}, {trained}")
+    plot_curves(history, run_dir / "loss_accuracy.png", f"{Path(config.init).name}, {trained}")
     write_card(run_dir, config, metrics, base_model)
     return metrics
 

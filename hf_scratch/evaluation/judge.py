@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..instruction.data import read_records
 from ..instruction.prompts import PROMPT_STYLES, check_record, format_input
 
 BACKENDS = ("ollama", "openai", "transformers")
@@ -65,17 +66,7 @@ class JudgeRequestRejected(ValueError):
 # ---------------------------------------------------------------------------------------------- input and prompt
 def load_responses(path: str | os.PathLike, response_key: str = "model_response") -> list[dict]:
     """The records of a responses file (a JSON list in the book's layout), checked before any judge is asked."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"responses file not found: {path}")
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
-        raise ValueError(f"{path} is not a JSON file: {error}") from None
-    if not isinstance(records, list):
-        raise ValueError(f"{path}: expected a JSON list of records, got a JSON {type(records).__name__}")
-    if not records:
-        raise ValueError(f"{path}: the list of records is empty, nothing to judge")
+    records = read_records(path)
     for index, record in enumerate(records):
         try:
             check_record(record, index)

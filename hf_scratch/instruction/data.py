@@ -25,6 +25,22 @@ IGNORE_INDEX = -100  # the label cross-entropy skips (torch's and transformers' 
 SPLIT_FRACTIONS = (0.85, 0.10)  # train, test; validation gets the rest (book ch. 7.2)
 
 
+def read_records(path: str | os.PathLike) -> list:
+    """The non-empty JSON list in ``path``; each record is for the caller to check."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"records file not found: {path}")
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(records, list):
+        raise ValueError(f"{path}: expected a JSON list of records, got a JSON {type(records).__name__}")
+    if not records:
+        raise ValueError(f"{path} holds no records")
+    return records
+
+
 def load_instruction_records(path: str | os.PathLike | None = None, **fetch_kwargs) -> list[dict]:
     """The records of a JSON file (a list of ``{instruction, input, output}``), checked; with no path, the book's
     1,100 records of the ``alpaca-1100`` source (``HF_SCRATCH_DATA``, the cache or a verified download)."""
@@ -32,17 +48,8 @@ def load_instruction_records(path: str | os.PathLike | None = None, **fetch_kwar
         from ..data import load_alpaca
 
         records = load_alpaca(**fetch_kwargs)
-        where = "alpaca-1100"
     else:
-        where = str(path)
-        try:
-            records = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{where} is not valid JSON: {error}") from None
-    if not isinstance(records, list):
-        raise ValueError(f"{where}: expected a JSON list of records, got {type(records).__name__}")
-    if not records:
-        raise ValueError(f"{where} holds no records")
+        records = read_records(path)
     for index, record in enumerate(records):
         check_record(record, index)
     return records

@@ -203,7 +203,8 @@ def finetune_instruct(config: InstructConfig) -> dict:
                "prompt_style": config.prompt_style, "mask_prompt": config.mask_prompt, "max_length": max_length,
                "seed": config.seed, "lora": lora_record}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_losses(history, run_dir / "loss.png", f"{config.init}: instruction finetuning ({config.prompt_style})")
+    title = f"{Path(config.init).name}: instruction finetuning ({config.prompt_style} prompts)"
+    plot_losses(history, run_dir / "loss.png", title)
     write_card(run_dir, config, metrics, base_model, responses[:3])
     return metrics
 

@@ -2,6 +2,8 @@
 
 from transformers import TrainerCallback
 
+TIMINGS = ("_runtime", "_per_second", "_model_preparation_time")  # Trainer's timings: not model metrics
+
 
 class EpochProgress(TrainerCallback):
     """Shows loss and learning rate on a bar and records, in ``history``, the logged training losses
@@ -39,7 +41,7 @@ class EpochProgress(TrainerCallback):
         if not epochs or epochs[-1]["epoch"] != epoch:
             epochs.append({"epoch": epoch, "step": state.global_step})
         epochs[-1].update({k.removeprefix("eval_"): v for k, v in (metrics or {}).items()
-                           if k not in ("epoch",) and not k.endswith(("_runtime", "_per_second"))})
+                           if k != "epoch" and not k.endswith(TIMINGS)})
         line = self.describe(epochs[-1])
         if line:
             self.bar.write(line)

@@ -290,9 +290,9 @@ def test_other_settings_or_another_input_are_refused(responses, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- bad inputs
 @pytest.mark.parametrize("content, message", [
-    ("not json {", r"is not a JSON file"),
+    ("not json {", r"is not valid JSON"),
     ('{"instruction": "x"}', r"expected a JSON list of records, got a JSON dict"),
-    ("[]", r"the list of records is empty"),
+    ("[]", r"holds no records"),
     ('[{"instruction": "a", "output": "b", "model_response": "c"}, {"output": "b", "model_response": "c"}]',
      r"record 1: missing 'instruction'"),
     ('[{"instruction": "a", "model_response": "c"}]', r"record 0: missing 'output'"),
@@ -309,7 +309,7 @@ def test_bad_inputs(tmp_path, content, message):
 
 
 def test_missing_input_and_response_key(tmp_path, responses):
-    with pytest.raises(FileNotFoundError, match="responses file not found"):
+    with pytest.raises(FileNotFoundError, match="records file not found"):
         load_responses(tmp_path / "nope.json")
     with pytest.raises(ValueError, match="record 0: missing 'answer'.*--response-key"):
         load_responses(responses, "answer")
@@ -340,7 +340,7 @@ def test_command_errors(responses, tmp_path, capsys):
     assert f"hf-scratch judge: error: the judge at {url} does not answer (" in capsys.readouterr().err
 
     assert main(["judge", str(tmp_path / "missing.json")]) == 2
-    assert "hf-scratch judge: error: responses file not found" in capsys.readouterr().err
+    assert "hf-scratch judge: error: records file not found" in capsys.readouterr().err
 
     bad = write_records(tmp_path / "bad.json", [{"instruction": "a", "output": "b"}])
     assert main(["judge", str(bad), "--url", url]) == 2
