@@ -402,14 +402,28 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
+# The files of a LoRA adapter folder (hf_scratch.training.lora_setup): peft's format, hf_scratch's own, or both.
+ADAPTER_FILES = {"adapter_config.json": "adapter", "adapter_model.safetensors": "adapter",
+                 "lora_config.json": "adapter", "lora_adapter.safetensors": "adapter",
+                 "head_weights.safetensors": "adapter", CARD_FILE: "card"}
+
+
+def is_adapter_folder(folder: Path) -> bool:
+    """A LoRA adapter alone (``adapter/`` of a LoRA run): adapter weights and no model ``config.json``."""
+    return not (folder / "config.json").is_file() and any(
+        (folder / name).is_file() for name in ("adapter_model.safetensors", "lora_adapter.safetensors"))
+
+
 def check_run_folder(run: str | os.PathLike) -> Path:
-    """``run`` as a path if it holds a saved model (``config.json`` and safetensors weights), else an error that
-    says what is missing."""
+    """``run`` as a path if it holds a saved model (``config.json`` and safetensors weights) or a LoRA adapter,
+    else an error that says what is missing."""
     run = Path(run)
     if not run.exists():
         raise FileNotFoundError(f"run folder not found: {run}")
     if not run.is_dir():
         raise ValueError(f"{run} is a file; pass the folder the model was saved to")
+    if is_adapter_folder(run):
+        return run
     missing = [what for what, present in (
         ("config.json", (run / "config.json").is_file()),
         ("safetensors weights", any(any(run.glob(p)) for p in WEIGHT_PATTERNS)),
@@ -419,8 +433,11 @@ def check_run_folder(run: str | os.PathLike) -> Path:
         listed = ", ".join(checkpoints[:3]) + (", ..." if len(checkpoints) > 3 else "")
         hint = (f"; it holds intermediate checkpoints ({listed}): push one of those, or save the final model at "
                 f"the top of the run") if checkpoints else ""
+        if (run / "adapter").is_dir() and not hint:
+            hint = f"; to push its LoRA adapter alone, pass {run / 'adapter'}"
         raise ValueError(f"{run} is not a saved model: it has no {' and no '.join(missing)} (expected the folder "
-                         f"written by save_pretrained or hf-scratch pretrain){hint}")
+                         f"written by save_pretrained, hf-scratch pretrain or a finetuning command, or a LoRA "
+                         f"adapter folder){hint}")
     return run
 
 
@@ -495,15 +512,23 @@ def stage_push(run: str | os.PathLike, repo_id: str, *, as_gpt2: bool = False) -
     instead of the model and its code, with a stock GPT-2 card."""
     run = check_run_folder(run)
     repo_id = check_repo_id(repo_id)
-    config = _read_json(run / "config.json")
+    adapter = is_adapter_folder(run)
+    if adapter and as_gpt2:
+        raise ValueError(f"{run} is a LoRA adapter: --as-gpt2 exports a model; merge the adapter first "
+                         f"(hf-scratch merge-lora) or push it without --as-gpt2")
+    config = {} if adapter else _read_json(run / "config.json")
     architectures = config.get("architectures") or []
     if as_gpt2:
         _check_gpt2_exportable(run, config)
 
-    code_files = _code_files(run)
+    code_files = set() if adapter else _code_files(run)
     kinds, skipped = {}, {}
     for entry in sorted(run.iterdir()):
-        kind, reason = _classify(entry.name, entry.is_dir(), code_files)
+        if adapter:  # only the adapter's own files: its weights, configs and card
+            kind = None if entry.is_dir() else ADAPTER_FILES.get(entry.name)
+            reason = "not a file of the LoRA adapter" if kind is None else None
+        else:
+            kind, reason = _classify(entry.name, entry.is_dir(), code_files)
         if kind is None:
             skipped[entry.name + ("/" if entry.is_dir() else "")] = reason
         elif as_gpt2 and kind in ("model", "code"):

@@ -12,8 +12,9 @@ It implements the endpoints huggingface_hub 2.4 calls to create a repo and commi
   ``POST`` to its verify URL (the legacy LFS protocol; the client must run with ``HF_HUB_DISABLE_XET``, since the
   Xet protocol needs a content-addressed storage service this fake does not have);
 - ``POST /api/models/{repo}/commit/{revision}`` (NDJSON: a header line, then ``file`` / ``lfsFile`` lines);
-- ``HEAD``/``GET /{repo}/resolve/{revision}/{path}``: 404 ``EntryNotFound`` for files the repo does not have
-  (transformers' ``push_to_hub`` looks for an existing README.md first); serving files is not implemented.
+- ``HEAD``/``GET /{repo}/resolve/{revision}/{path}``: a committed file (with the ``ETag`` and ``X-Repo-Commit``
+  headers ``hf_hub_download`` reads), or 404 ``EntryNotFound`` for files the repo does not have (transformers'
+  ``push_to_hub`` looks for an existing README.md first).
 
 Every request must carry the expected bearer token, except the LFS object transfers (on the Hub those go to
 pre-signed storage URLs). Every request is recorded; requests the fake does not know are answered 404 and listed
@@ -252,8 +253,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def resolve(self, body: bytes, repo: str, revision: str, path: str) -> None:
         if repo in self.fake.repos and path in self.fake.repos[repo]["files"]:
-            self.fake.unexpected.append(f"download of {repo}/{path} (not implemented by the fake)")
-            return self._error(501, "fake hub: downloads are not implemented")
+            # What hf_hub_download reads from the HEAD, then the bytes on GET (no redirect to a CDN here).
+            data, state = self.fake.repos[repo]["files"][path], self.fake.repos[repo]
+            self.send_response(200)
+            for key, value in (("Content-Length", str(len(data))), ("Content-Type", "application/octet-stream"),
+                               ("ETag", f'"{hashlib.sha256(data).hexdigest()}"'),
+                               ("X-Repo-Commit", state["commits"][-1]["oid"])):
+                self.send_header(key, value)
+            self.end_headers()
+            if self.command == "GET":
+                self.wfile.write(data)
+            return None
         if repo not in self.fake.repos:
             return self._error(404, "Repository not found", "RepoNotFound")
         self._error(404, "Entry not found", "EntryNotFound")

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import torch
 import yaml
 from fake_hub import FakeHub
 from huggingface_hub import ModelCard
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, GPT2LMHeadModel
 
 from hf_scratch.hub import add_push_command, export_as_gpt2, render_model_card, write_model_card
@@ -362,3 +364,46 @@ def test_push_in_a_fresh_process_follows_hf_endpoint_and_hf_token(run, tmp_path)
         received = fake.files("me/env")
         assert received["model.safetensors"] == (run / "model.safetensors").read_bytes()
         assert set(received) == MODEL_FILES | TOKENIZER_FILES | RUN_RECORDS | {"README.md"}
+
+
+# ------------------------------------------------------------------------------------------------------ adapters
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_lora_adapter_pushes_alone_and_merges_from_the_hub(tmp_path, hub, capsys):
+    """A LoRA run's adapter/ folder pushes as a repo of its own (its files and card, nothing of the model), and
+    merge-lora folds it into the base straight from the Hub, as it does from the folder."""
+    from hf_scratch.cli import main
+    from hf_scratch.training.lora_setup import LoRASettings, save_lora_run, wrap_with_lora
+
+    base = tmp_path / "base"
+    save_tiny_model(base)
+    run = tmp_path / "run"
+    settings = LoRASettings(lora=True, lora_impl="peft", lora_rank=2, lora_alpha=4.0)
+    model, _ = wrap_with_lora(ScratchGPTForCausalLM.from_pretrained(base), settings, trainable=())
+    with torch.no_grad():  # stands in for training: B is no longer zero
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_()
+    save_lora_run(model, run, settings, base=str(base), card=dict(command="test"))
+
+    lone = tmp_path / "lone"  # a folder holding no model, only an adapter/ inside
+    shutil.copytree(run / "adapter", lone / "adapter")
+    with pytest.raises(ValueError, match="to push its LoRA adapter alone, pass .*lone/adapter"):
+        push(lone, "me/not-a-run", "--dry-run")
+    (run / "adapter" / "notes.txt").write_text("not part of the adapter")
+    push(run / "adapter", "me/tiny-lora", "--dry-run")
+    planned, card = parse_dry_run(capsys.readouterr().out)
+    assert set(planned) == {"adapter_config.json", "adapter_model.safetensors", "lora_config.json", "README.md"}
+    assert front_matter(card)["library_name"] == "peft" and "me/tiny-lora" in card
+    with pytest.raises(ValueError, match="--as-gpt2 exports a model"):
+        push(run / "adapter", "me/tiny-lora", "--as-gpt2", "--dry-run")
+
+    push(run / "adapter", "me/tiny-lora")
+    received = hub.files("me/tiny-lora")
+    assert {name: len(data) for name, data in received.items()} == planned
+
+    assert main(["merge-lora", str(base), "me/tiny-lora", str(tmp_path / "from_hub")]) == 0
+    assert main(["merge-lora", str(base), str(run / "adapter"), str(tmp_path / "from_folder")]) == 0
+    folders = (tmp_path / "from_hub", tmp_path / "from_folder", run)
+    merged = [load_file(folder / "model.safetensors") for folder in folders]
+    for name, tensor in merged[0].items():
+        assert torch.equal(tensor, merged[1][name]) and torch.allclose(tensor, merged[2][name], atol=1e-6), name

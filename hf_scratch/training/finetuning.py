@@ -126,7 +126,12 @@ def model_from_init(model_class, options: FinetuneOptions, **config_fields):
     if options.drop_rate is not None:
         config_fields = {**config_fields, "drop_rate": options.drop_rate}
     if options.init in GPT2_IDS:
-        model = model_class.from_gpt2(options.init, **config_fields)
+        try:
+            model = model_class.from_gpt2(options.init, **config_fields)
+        except OSError as error:  # no network and no cached copy: say what the user can do instead
+            raise OSError(f"--init {options.init} needs OpenAI's weights from the Hugging Face Hub, which could not "
+                          f"be loaded ({error}). Offline, start from a folder instead: a run of 'hf-scratch "
+                          f"pretrain' or a saved GPT-2 (or use the recipe's offline path)") from error
         return model, bpe_from_spec(options.tokenizer or "gpt2"), options.init
     if options.init == "random":
         tokenizer = bpe_from_spec(options.tokenizer or "gpt2")

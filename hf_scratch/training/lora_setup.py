@@ -333,6 +333,35 @@ def load_base_for_adapter(base: str, adapter_dir):
     return cls.from_pretrained(base_path, config=config)
 
 
+def fetch_adapter(adapter) -> Path:
+    """A local adapter folder as it is; a Hub repo id (``owner/name``, as ``hf-scratch push`` uploads an adapter)
+    downloaded into the Hugging Face cache, file by file, whichever of the adapter files the repo has."""
+    path = Path(adapter).expanduser()
+    if path.exists():
+        return path
+    from ..hub import ADAPTER_FILES, check_repo_id
+
+    try:
+        repo_id = check_repo_id(str(adapter))
+        if repo_id.count("/") != 1:  # a bare NAME is more likely a mistyped folder than a repo
+            raise ValueError(repo_id)
+    except ValueError:
+        raise FileNotFoundError(f"adapter {adapter}: no such folder, and not a Hub repo id (OWNER/NAME)") from None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    folder = None
+    for name in ADAPTER_FILES:
+        try:
+            folder = Path(hf_hub_download(repo_id, name)).parent
+        except EntryNotFoundError:
+            continue
+    if folder is None or not any((folder / n).is_file() for n in (ADAPTER_WEIGHTS, PEFT_WEIGHTS)):
+        raise FileNotFoundError(f"the Hub repo {repo_id} holds no LoRA adapter weights ({ADAPTER_WEIGHTS} or "
+                                f"{PEFT_WEIGHTS})")
+    return folder
+
+
 def merge_lora_checkpoint(base: str, adapter_dir, output, *, overwrite: bool = False,
                           command: str | None = None) -> Path:
     """``hf-scratch merge-lora``: the base's weights with the adapter folded in, saved to ``output`` as a full
@@ -340,7 +369,8 @@ def merge_lora_checkpoint(base: str, adapter_dir, output, *, overwrite: bool = F
     unless ``overwrite``; it may never be the base or the adapter folder."""
     from ..hub import write_model_card
 
-    adapter_dir, output = Path(adapter_dir), Path(output)
+    source = str(adapter_dir)  # as the user named it (a folder or a Hub repo), for the card
+    adapter_dir, output = fetch_adapter(adapter_dir), Path(output)
     fmt = adapter_format(adapter_dir)
     protected = [Path(base).expanduser().resolve(), adapter_dir.resolve()]
     target = output.resolve()
@@ -365,11 +395,11 @@ def merge_lora_checkpoint(base: str, adapter_dir, output, *, overwrite: bool = F
     hyperparameters = {"lora_impl": fmt, "lora_rank": record.get("rank", peft_config.get("r")),
                        "lora_alpha": record.get("alpha", peft_config.get("lora_alpha")),
                        "lora_targets": record.get("targets", peft_config.get("target_modules")),
-                       "base": base, "adapter": str(adapter_dir)}
+                       "base": base, "adapter": source}
     write_model_card(output, kind="text-classification" if classifier else "causal-lm",
                      hyperparameters=hyperparameters, base_model=None if base_path.exists() else base,
-                     command=command or f"hf-scratch merge-lora {base} {adapter_dir} {output}",
-                     description=f"The LoRA adapter `{adapter_dir}` ({fmt} format) folded into the weights of "
+                     command=command or f"hf-scratch merge-lora {base} {source} {output}",
+                     description=f"The LoRA adapter `{source}` ({fmt} format) folded into the weights of "
                                  f"`{base}` with `hf-scratch merge-lora`: a full checkpoint, no adapter needed.")
     return output
 
@@ -380,7 +410,7 @@ def _merge_command(args):
     logging.disable_progress_bar()
     command = "hf-scratch " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["merge-lora"] else None
     out = merge_lora_checkpoint(args.base, args.adapter, args.output, overwrite=args.overwrite, command=command)
-    print(f"merged {args.adapter} ({adapter_format(args.adapter)} format) into {args.base}: {out}")
+    print(f"merged {args.adapter} into {args.base}: {out}")
 
 
 def add_merge_lora_command(subparsers) -> argparse.ArgumentParser:
@@ -390,7 +420,7 @@ def add_merge_lora_command(subparsers) -> argparse.ArgumentParser:
                     "format), fold it into the weights and save a full checkpoint to OUTPUT, with BASE's "
                     "tokenizer and a model card.")
     parser.add_argument("base", help="the checkpoint the adapter was trained on (a folder, or a GPT-2 Hub id)")
-    parser.add_argument("adapter", help="the adapter folder (e.g. RUN/adapter)")
+    parser.add_argument("adapter", help="the adapter folder (e.g. RUN/adapter), or the Hub repo it was pushed to")
     parser.add_argument("output", help="where to write the merged checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTPUT")
     parser.set_defaults(func=_merge_command)

@@ -138,3 +138,17 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path, capsys):
     assert main([*common, "--output-dir", str(taken)]) == 2
     assert "is not empty; pass --overwrite" in capsys.readouterr().err
     assert (taken / "keep.txt").read_text() == "previous run"
+
+
+def test_gpt2_init_offline_says_what_to_do_instead(tmp_path, monkeypatch, capsys):
+    from huggingface_hub import constants
+
+    # An empty cache (read when a download is resolved), so no copy of OpenAI's weights can be found, and no network.
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    out = tmp_path / "out"
+    assert main(["finetune-instruct", "--init", "gpt2-medium", "--limit", "2", "--no-progress",
+                 "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--init gpt2-medium needs OpenAI's weights" in err and "Offline, start from a folder" in err
+    assert not out.exists()
