@@ -27,6 +27,8 @@ def _finetune(args):
 
     values = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
     metrics = finetune_classifier(FinetuneConfig(**values, command=invoked_command("finetune-classifier")))
+    if not metrics:  # a worker process of a data-parallel run: the main process reports
+        return
     print(f"done in {metrics['wall_seconds']:.0f} s: accuracy train {metrics['train_accuracy']:.2%}, validation "
           f"{metrics['validation_accuracy']:.2%}, test {metrics['test_accuracy']:.2%}; run folder "
           f"{values['output_dir']} (model, tokenizer, metrics.json, loss_accuracy.png, README.md)")

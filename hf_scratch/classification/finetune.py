@@ -17,7 +17,14 @@ from pathlib import Path
 import torch
 
 from ..tokenizers.adapters import pad_id_of, save_tokenizer
-from ..training.finetuning import FinetuneOptions, check_output_dir, model_from_init, prepare_output_dir
+from ..training.common import distributed_state
+from ..training.finetuning import (
+    FinetuneOptions,
+    check_output_dir,
+    finish_processes,
+    model_from_init,
+    prepare_output_dir,
+)
 from .data import LABELS, PadCollator, load_spam_splits, tokenize_splits
 from .freezing import FREEZING_POLICIES, apply_freezing
 
@@ -83,13 +90,14 @@ def compute_metrics_fn():
 
 def finetune_classifier(config: FinetuneConfig) -> dict:
     """Train as ``config`` says and write the run folder; returns the metrics (also in metrics.json)."""
-    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers import PrinterCallback, TrainingArguments, set_seed
     from transformers.utils import logging
 
     from ..model import CLASSIFIER_HEAD
     from ..training import build_optimizer, warmup_cosine_schedule
     from ..training.callbacks import EpochProgress
     from ..training.lora_setup import LoRASettings, save_lora_run, wrap_with_lora
+    from ..training.trainer_engine import SharedOrderTrainer
 
     logging.disable_progress_bar()
     check_output_dir(config.output_dir, config.overwrite)  # before any work: refuse to clobber a previous run
@@ -111,11 +119,14 @@ def finetune_classifier(config: FinetuneConfig) -> dict:
         report = apply_freezing(model, config.freeze)
         trained = f"freeze {config.freeze}"
     run_dir = prepare_output_dir(config.output_dir, config.overwrite)
-    (run_dir / "training_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    if config.progress:
+    main_process = distributed_state().is_main_process
+    if main_process:
+        (run_dir / "training_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    if config.progress and main_process:
         print(f"{config.init} -> classifier, {trained}: {report.trainable:,} of {report.total:,} parameters trainable")
 
-    steps_per_epoch = math.ceil(len(data["train"]) / (config.batch_size * config.grad_accum))
+    steps_per_epoch = math.ceil(len(data["train"]) / (config.batch_size * config.grad_accum
+                                                      * distributed_state().num_processes))
     total_steps = steps_per_epoch * config.epochs
     optimizer = build_optimizer(model, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.999))
     scheduler = warmup_cosine_schedule(optimizer, warmup_steps=config.warmup_steps, total_steps=total_steps,
@@ -142,7 +153,7 @@ def finetune_classifier(config: FinetuneConfig) -> dict:
         label_names=["labels"],
         dataloader_num_workers=0,
     )
-    trainer = Trainer(
+    trainer = SharedOrderTrainer(
         model=model, args=args, train_dataset=data["train"],
         eval_dataset={"train": data["train"], "validation": data["validation"]},
         data_collator=PadCollator(pad_id_of(tokenizer)), compute_metrics=compute_metrics_fn(),
@@ -158,6 +169,9 @@ def finetune_classifier(config: FinetuneConfig) -> dict:
         result = trainer.evaluate(data[split], metric_key_prefix=split)
         final.update({f"{split}_{name}": result[f"{split}_{name}"]
                       for name in ("loss", "accuracy", "precision", "recall", "f1") if f"{split}_{name}" in result})
+    if not main_process:  # the main process writes the run folder
+        finish_processes()
+        return {}
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # save_strategy "no": only Trainer's empty folder
 
     if lora.lora:  # the merged model at the root, the adapter alone in adapter/
@@ -179,6 +193,7 @@ def finetune_classifier(config: FinetuneConfig) -> dict:
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_curves(history, run_dir / "loss_accuracy.png", f"{Path(config.init).name}, {trained}")
     write_card(run_dir, config, metrics, base_model)
+    finish_processes()
     return metrics
 
 

@@ -26,6 +26,8 @@ def _finetune(args):
 
     values = {k: v for k, v in vars(args).items() if k not in ("command", "func")}
     metrics = finetune_instruct(InstructConfig(**values, command=invoked_command("finetune-instruct")))
+    if not metrics:  # a worker process of a data-parallel run: the main process reports
+        return
     out = values["output_dir"]
     print(f"done in {metrics['wall_seconds']:.0f} s: loss train {metrics['initial_train_loss']:.3f} -> "
           f"{metrics['final_train_loss']:.3f}, validation {metrics['initial_validation_loss']:.3f} -> "

@@ -17,7 +17,14 @@ from pathlib import Path
 import torch
 
 from ..tokenizers.adapters import encoder_of, pad_id_of, save_tokenizer
-from ..training.finetuning import FinetuneOptions, check_output_dir, model_from_init, prepare_output_dir
+from ..training.common import distributed_state
+from ..training.finetuning import (
+    FinetuneOptions,
+    check_output_dir,
+    finish_processes,
+    model_from_init,
+    prepare_output_dir,
+)
 from .data import InstructionCollator, load_instruction_records, split_records, tokenize_splits
 from .prompts import PROMPT_STYLES, build_prompt
 
@@ -90,13 +97,14 @@ def _run_command(config: InstructConfig) -> str:
 
 def finetune_instruct(config: InstructConfig) -> dict:
     """Train as ``config`` says, answer the test split and write the run folder; returns the metrics."""
-    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers import PrinterCallback, TrainingArguments, set_seed
     from transformers.utils import logging
 
     from ..model import parameter_report
     from ..training import build_optimizer, warmup_cosine_schedule
     from ..training.callbacks import EpochProgress
     from ..training.lora_setup import LoRASettings, save_lora_run, wrap_with_lora
+    from ..training.trainer_engine import SharedOrderTrainer
 
     logging.disable_progress_bar()
     check_output_dir(config.output_dir, config.overwrite)  # before any work: refuse to clobber a previous run
@@ -122,13 +130,16 @@ def finetune_instruct(config: InstructConfig) -> dict:
     else:
         report, trained = parameter_report(model), "all weights"
     run_dir = prepare_output_dir(config.output_dir, config.overwrite)
-    (run_dir / "training_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    if config.progress:
+    main_process = distributed_state().is_main_process
+    if main_process:
+        (run_dir / "training_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    if config.progress and main_process:
         print(f"{config.init} -> instruction model ({config.prompt_style} prompts, prompt "
               f"{'masked' if config.mask_prompt else 'trained on'}), {trained}: {report.trainable:,} of "
               f"{report.total:,} parameters trainable; {', '.join(f'{len(v)} {k}' for k, v in data.items())} examples")
 
-    steps_per_epoch = math.ceil(len(data["train"]) / (config.batch_size * config.grad_accum))
+    steps_per_epoch = math.ceil(len(data["train"]) / (config.batch_size * config.grad_accum
+                                                      * distributed_state().num_processes))
     total_steps = steps_per_epoch * config.epochs
     optimizer = build_optimizer(model, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.999))
     scheduler = warmup_cosine_schedule(optimizer, warmup_steps=config.warmup_steps, total_steps=total_steps,
@@ -142,6 +153,9 @@ def finetune_instruct(config: InstructConfig) -> dict:
         num_train_epochs=config.epochs,
         max_grad_norm=config.max_grad_norm,
         eval_strategy="epoch",
+        # The losses before training, evaluated inside train(): an evaluate() before train() leaves the model
+        # unwrapped for data parallelism (transformers 5.24), and each process would then train on its own.
+        eval_on_start=True,
         save_strategy="no",
         logging_strategy="steps",
         logging_steps=max(1, steps_per_epoch // 20),
@@ -156,7 +170,7 @@ def finetune_instruct(config: InstructConfig) -> dict:
         dataloader_num_workers=0,
     )
     pad_id = pad_id_of(tokenizer)
-    trainer = Trainer(
+    trainer = SharedOrderTrainer(
         model=model, args=args, train_dataset=data["train"],
         eval_dataset={"train": data["train"], "validation": data["validation"]},
         data_collator=InstructionCollator(pad_id, max_length), optimizers=(optimizer, scheduler),
@@ -164,20 +178,17 @@ def finetune_instruct(config: InstructConfig) -> dict:
     )
     trainer.remove_callback(PrinterCallback)
 
-    def losses(prefix: str) -> dict:
-        return {f"{prefix}_{split}_loss": trainer.evaluate(data[split], metric_key_prefix=split)[f"{split}_loss"]
-                for split in ("train", "validation")}
-
-    before = losses("initial")
-    history["epochs"].append({"epoch": 0, "step": 0, "train_loss": before["initial_train_loss"],
-                              "validation_loss": before["initial_validation_loss"]})
     started = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - started
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # save_strategy "no": only Trainer's empty folder
+    before = {f"initial_{split}_loss": history["epochs"][0][f"{split}_loss"] for split in ("train", "validation")}
     after = {f"final_{split}_loss": trainer.evaluate(data[split], metric_key_prefix=split)[f"{split}_loss"]
              for split in ("train", "validation", "test")}
+    if not main_process:  # the main process answers the test records and writes the run folder
+        finish_processes()
+        return {}
 
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # save_strategy "no": only Trainer's empty folder
     model = trainer.model
     started_answers = time.perf_counter()
     answers = generate_responses(model, tokenizer, splits["test"], style=config.prompt_style,
@@ -206,6 +217,7 @@ def finetune_instruct(config: InstructConfig) -> dict:
     title = f"{Path(config.init).name}: instruction finetuning ({config.prompt_style} prompts)"
     plot_losses(history, run_dir / "loss.png", title)
     write_card(run_dir, config, metrics, base_model, responses[:3])
+    finish_processes()
     return metrics
 
 

@@ -43,7 +43,7 @@ class EpochProgress(TrainerCallback):
         epochs[-1].update({k.removeprefix("eval_"): v for k, v in (metrics or {}).items()
                            if k != "epoch" and not k.endswith(TIMINGS)})
         line = self.describe(epochs[-1])
-        if line:
+        if line and not self.bar.disable:  # tqdm.write prints even for a disabled bar
             self.bar.write(line)
 
     def on_train_end(self, args, state, control, **kwargs):

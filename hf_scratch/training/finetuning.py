@@ -171,12 +171,31 @@ def check_output_dir(output_dir, overwrite: bool) -> bool:
 
 
 def prepare_output_dir(output_dir, overwrite: bool) -> Path:
-    """An empty ``output_dir``: an earlier run there is removed only with ``overwrite``."""
+    """An empty ``output_dir``: an earlier run there is removed only with ``overwrite``. Under ``accelerate launch``
+    every process looks first, then the main one alone clears and creates the folder."""
+    from .common import distributed_state
+
     run_dir = Path(output_dir)
-    if check_output_dir(run_dir, overwrite):
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    occupied = check_output_dir(run_dir, overwrite)
+    state = distributed_state()
+    state.wait_for_everyone()
+    if state.is_main_process:
+        if occupied:
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    state.wait_for_everyone()
     return run_dir
+
+
+def finish_processes() -> None:
+    """Under ``accelerate launch``: leave together, since a worker that exits while the main process still writes
+    tears the process group down under it."""
+    from .common import distributed_state
+
+    state = distributed_state()
+    if state.num_processes > 1:
+        state.wait_for_everyone()
+        state.destroy_process_group()
 
 
 @dataclass

@@ -14,8 +14,10 @@ from .report import NonFiniteLossError, RunLog
 RUN_LOG_FILE = "run_log.json"
 
 
-class PretrainTrainer(Trainer):
-    """Trainer with the run's sampler (the same order as the from-scratch loop) and a stop on a non-finite loss."""
+class SharedOrderTrainer(Trainer):
+    """Trainer with the run's sampler (an order from the seed alone: the same in the from-scratch loop, in every
+    process of a data-parallel run, and in a one-process run of the same global batch) and a stop on a non-finite
+    loss. Pretraining and both finetuning stages use it."""
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -102,7 +104,7 @@ def train_with_trainer(model, data, config, run_dir: Path, log: RunLog, total_st
                                 betas=(config.beta1, config.beta2))
     scheduler = warmup_cosine_schedule(optimizer, warmup_steps=config.warmup_steps, total_steps=total_steps,
                                        min_lr=config.min_lr)
-    trainer = PretrainTrainer(
+    trainer = SharedOrderTrainer(
         model=model, args=args, train_dataset=data.train, eval_dataset=validation,
         optimizers=(optimizer, scheduler), callbacks=[RunCallback(log, data, config, total_steps)],
     )
