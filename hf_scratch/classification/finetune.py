@@ -90,14 +90,13 @@ def compute_metrics_fn():
 
 def finetune_classifier(config: FinetuneConfig) -> dict:
     """Train as ``config`` says and write the run folder; returns the metrics (also in metrics.json)."""
-    from transformers import PrinterCallback, TrainingArguments, set_seed
+    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
     from transformers.utils import logging
 
     from ..model import CLASSIFIER_HEAD
     from ..training import build_optimizer, warmup_cosine_schedule
     from ..training.callbacks import EpochProgress
     from ..training.lora_setup import LoRASettings, save_lora_run, wrap_with_lora
-    from ..training.trainer_engine import SharedOrderTrainer
 
     logging.disable_progress_bar()
     check_output_dir(config.output_dir, config.overwrite)  # before any work: refuse to clobber a previous run
@@ -153,7 +152,7 @@ def finetune_classifier(config: FinetuneConfig) -> dict:
         label_names=["labels"],
         dataloader_num_workers=0,
     )
-    trainer = SharedOrderTrainer(
+    trainer = Trainer(
         model=model, args=args, train_dataset=data["train"],
         eval_dataset={"train": data["train"], "validation": data["validation"]},
         data_collator=PadCollator(pad_id_of(tokenizer)), compute_metrics=compute_metrics_fn(),

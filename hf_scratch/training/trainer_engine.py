@@ -17,7 +17,7 @@ RUN_LOG_FILE = "run_log.json"
 class SharedOrderTrainer(Trainer):
     """Trainer with the run's sampler (an order from the seed alone: the same in the from-scratch loop, in every
     process of a data-parallel run, and in a one-process run of the same global batch) and a stop on a non-finite
-    loss. Pretraining and both finetuning stages use it."""
+    loss. Pretraining and instruction finetuning use it."""
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
