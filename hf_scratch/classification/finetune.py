@@ -14,16 +14,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from ..tokenizers.adapters import pad_id_of, save_tokenizer
-from ..training.common import distributed_state
+from ..training.common import distributed_state, finish_processes
 from ..training.finetuning import (
     FinetuneOptions,
     check_output_dir,
-    finish_processes,
     model_from_init,
     prepare_output_dir,
+    training_arguments,
 )
 from .data import LABELS, PadCollator, load_spam_splits, tokenize_splits
 from .freezing import FREEZING_POLICIES, apply_freezing
@@ -90,7 +88,7 @@ def compute_metrics_fn():
 
 def finetune_classifier(config: FinetuneConfig) -> dict:
     """Train as ``config`` says and write the run folder; returns the metrics (also in metrics.json)."""
-    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers import PrinterCallback, Trainer, set_seed
     from transformers.utils import logging
 
     from ..model import CLASSIFIER_HEAD
@@ -132,26 +130,8 @@ def finetune_classifier(config: FinetuneConfig) -> dict:
                                        min_lr=config.lr if config.min_lr is None else config.min_lr)
     history = {"steps": [], "train_loss": [], "epochs": []}
 
-    args = TrainingArguments(
-        output_dir=str(run_dir / "checkpoints"),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=4 * config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        num_train_epochs=config.epochs,
-        max_grad_norm=config.max_grad_norm,
-        eval_strategy="epoch",
-        save_strategy="no",
-        logging_strategy="steps",
-        logging_steps=max(1, steps_per_epoch // 10),
-        seed=config.seed,
-        bf16=config.bf16,
-        use_cpu=not torch.cuda.is_available(),
-        report_to=[],
-        disable_tqdm=True,
-        remove_unused_columns=False,  # the collator picks input_ids, attention_mask and label itself
-        label_names=["labels"],
-        dataloader_num_workers=0,
-    )
+    args = training_arguments(config, run_dir, logging_steps=max(1, steps_per_epoch // 10),
+                              per_device_eval_batch_size=4 * config.batch_size)
     trainer = Trainer(
         model=model, args=args, train_dataset=data["train"],
         eval_dataset={"train": data["train"], "validation": data["validation"]},

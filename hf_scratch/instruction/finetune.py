@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 
 from ..tokenizers.adapters import encoder_of, pad_id_of, save_tokenizer
-from ..training.common import distributed_state
+from ..training.common import distributed_state, finish_processes
 from ..training.finetuning import (
     FinetuneOptions,
     check_output_dir,
-    finish_processes,
     model_from_init,
     prepare_output_dir,
+    training_arguments,
 )
 from .data import InstructionCollator, load_instruction_records, split_records, tokenize_splits
 from .prompts import PROMPT_STYLES, build_prompt
@@ -97,7 +97,7 @@ def _run_command(config: InstructConfig) -> str:
 
 def finetune_instruct(config: InstructConfig) -> dict:
     """Train as ``config`` says, answer the test split and write the run folder; returns the metrics."""
-    from transformers import PrinterCallback, TrainingArguments, set_seed
+    from transformers import PrinterCallback, set_seed
     from transformers.utils import logging
 
     from ..model import parameter_report
@@ -145,30 +145,11 @@ def finetune_instruct(config: InstructConfig) -> dict:
     scheduler = warmup_cosine_schedule(optimizer, warmup_steps=config.warmup_steps, total_steps=total_steps,
                                        min_lr=config.lr if config.min_lr is None else config.min_lr)
     history = {"steps": [], "train_loss": [], "epochs": []}
-    args = TrainingArguments(
-        output_dir=str(run_dir / "checkpoints"),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        num_train_epochs=config.epochs,
-        max_grad_norm=config.max_grad_norm,
-        eval_strategy="epoch",
-        # The losses before training, evaluated inside train(): an evaluate() before train() leaves the model
-        # unwrapped for data parallelism (transformers 5.24), and each process would then train on its own.
-        eval_on_start=True,
-        save_strategy="no",
-        logging_strategy="steps",
-        logging_steps=max(1, steps_per_epoch // 20),
-        seed=config.seed,
-        bf16=config.bf16,
-        use_cpu=not torch.cuda.is_available(),
-        report_to=[],
-        disable_tqdm=True,
-        prediction_loss_only=True,
-        remove_unused_columns=False,  # the collator picks input_ids and labels itself
-        label_names=["labels"],
-        dataloader_num_workers=0,
-    )
+    # The losses before training are evaluated inside train() (eval_on_start): an evaluate() before train() leaves
+    # the model unwrapped for data parallelism (transformers 5.24), and each process would then train on its own.
+    args = training_arguments(config, run_dir, logging_steps=max(1, steps_per_epoch // 20),
+                              per_device_eval_batch_size=config.batch_size, eval_on_start=True,
+                              prediction_loss_only=True)
     pad_id = pad_id_of(tokenizer)
     trainer = SharedOrderTrainer(
         model=model, args=args, train_dataset=data["train"],

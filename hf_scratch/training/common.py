@@ -19,6 +19,30 @@ def distributed_state() -> PartialState:
     return PartialState(cpu=not torch.cuda.is_available())
 
 
+def reset_run_dir(run_dir: Path, occupied: bool) -> Path:
+    """Clear (when ``occupied``) and create ``run_dir``. Every process has looked at it before the main process,
+    alone, changes anything, and none goes on before it has."""
+    import shutil
+
+    state = distributed_state()
+    state.wait_for_everyone()
+    if state.is_main_process:
+        if occupied:
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    state.wait_for_everyone()
+    return run_dir
+
+
+def finish_processes() -> None:
+    """Under ``accelerate launch``: leave together, since a worker that exits while the main process still writes
+    tears the process group down under it."""
+    state = distributed_state()
+    if state.num_processes > 1:
+        state.wait_for_everyone()
+        state.destroy_process_group()
+
+
 def build_model(config: PretrainConfig, vocab_size: int, eos_token_id: int | None) -> ScratchGPTForCausalLM:
     dims = dict(n_layers=config.n_layers, emb_dim=config.emb_dim, n_heads=config.n_heads)
     special = dict(bos_token_id=eos_token_id, eos_token_id=eos_token_id, pad_token_id=eos_token_id)

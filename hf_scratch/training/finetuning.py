@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +159,22 @@ def model_from_init(model_class, options: FinetuneOptions, **config_fields):
     return model, checkpoint_tokenizer(path, options.tokenizer, model.config.vocab_size), None
 
 
+def training_arguments(options: FinetuneOptions, run_dir: Path, logging_steps: int, **overrides):
+    """``TrainingArguments`` of a finetuning run: an evaluation at each epoch's end, no checkpoints (the run folder
+    gets the final model), our progress bar instead of Trainer's, the collator picks its columns itself."""
+    import torch
+    from transformers import TrainingArguments
+
+    settings = dict(
+        output_dir=str(run_dir / "checkpoints"), per_device_train_batch_size=options.batch_size,
+        gradient_accumulation_steps=options.grad_accum, num_train_epochs=options.epochs,
+        max_grad_norm=options.max_grad_norm, eval_strategy="epoch", save_strategy="no", logging_strategy="steps",
+        logging_steps=logging_steps, seed=options.seed, bf16=options.bf16, use_cpu=not torch.cuda.is_available(),
+        report_to=[], disable_tqdm=True, remove_unused_columns=False, label_names=["labels"],
+        dataloader_num_workers=0, ddp_find_unused_parameters=False)
+    return TrainingArguments(**{**settings, **overrides})
+
+
 def check_output_dir(output_dir, overwrite: bool) -> bool:
     """Whether ``output_dir`` holds anything; raise if it does and ``overwrite`` is off. Call before any work."""
     run_dir = Path(output_dir)
@@ -171,31 +186,11 @@ def check_output_dir(output_dir, overwrite: bool) -> bool:
 
 
 def prepare_output_dir(output_dir, overwrite: bool) -> Path:
-    """An empty ``output_dir``: an earlier run there is removed only with ``overwrite``. Under ``accelerate launch``
-    every process looks first, then the main one alone clears and creates the folder."""
-    from .common import distributed_state
+    """An empty ``output_dir``: an earlier run there is removed only with ``overwrite``."""
+    from .common import reset_run_dir
 
     run_dir = Path(output_dir)
-    occupied = check_output_dir(run_dir, overwrite)
-    state = distributed_state()
-    state.wait_for_everyone()
-    if state.is_main_process:
-        if occupied:
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    state.wait_for_everyone()
-    return run_dir
-
-
-def finish_processes() -> None:
-    """Under ``accelerate launch``: leave together, since a worker that exits while the main process still writes
-    tears the process group down under it."""
-    from .common import distributed_state
-
-    state = distributed_state()
-    if state.num_processes > 1:
-        state.wait_for_everyone()
-        state.destroy_process_group()
+    return reset_run_dir(run_dir, check_output_dir(run_dir, overwrite))
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from transformers import set_seed
 
 from ..hub import write_model_card
 from ..tokenizers import save_hf_tokenizer
-from .common import build_model, checkpoints_of, distributed_state
+from .common import build_model, checkpoints_of, distributed_state, finish_processes, reset_run_dir
 from .config import PretrainConfig
 from .data import EMBEDDED_CORPUS, prepare_data
 from .loop import train_with_loop
@@ -31,14 +30,7 @@ def prepare_run_dir(config: PretrainConfig) -> Path:
     if occupied and not config.overwrite:
         raise FileExistsError(f"run folder {run_dir} is not empty; pass --resume to continue that run or "
                               f"--overwrite to replace it (or choose another --output-dir)")
-    state = distributed_state()
-    state.wait_for_everyone()  # every process has looked before the main one changes anything
-    if state.is_main_process:
-        if occupied:
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    state.wait_for_everyone()
-    return run_dir
+    return reset_run_dir(run_dir, occupied)
 
 
 def total_steps_of(config: PretrainConfig, n_windows: int, world_size: int) -> int:
@@ -79,10 +71,7 @@ def pretrain(config: PretrainConfig) -> dict:
     model, is_main = engine(model, data, config, run_dir, log, total_steps)
     log.wall_seconds += time.perf_counter() - started  # on resume, added to the time already spent
     metrics = write_run_folder(model, data, config, run_dir, log, tokens_per_step) if is_main else {}
-    if state.num_processes > 1:
-        # Leave together: a worker that exits while the main process still writes tears gloo down under it.
-        state.wait_for_everyone()
-        state.destroy_process_group()
+    finish_processes()
     return metrics
 
 
