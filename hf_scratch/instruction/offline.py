@@ -26,6 +26,7 @@ class OfflineInstructConfig(OfflineBackbone):
     context_length: int = 256  # the longest formatted training record is 137 tokens of this vocabulary
     pretrain_steps: int = 300  # about 11 passes over the 55k training tokens; 1,000 over-fit (validation 5.9)
     pretrain_max_length: int = 128
+    pretrain_eval_every: int | None = 100
     # Finetuning (InstructConfig fields): the book's 2 epochs and batch 8, a rate suited to a small model.
     finetune: dict = field(default_factory=lambda: dict(epochs=2, batch_size=8, lr=5e-4, min_lr=5e-5,
                                                        warmup_steps=10, drop_rate=0.1))

@@ -211,12 +211,16 @@ class OfflineBackbone:
     pretrain_batch_size: int = 16
     pretrain_lr: float = 1e-3
     pretrain_drop_rate: float = 0.1
+    # Evaluate every N pretraining steps (None: once, at the end). Each evaluation draws from the global random
+    # generator (a DataLoader seeds itself from it), which shifts the dropout masks after it: the documented
+    # figures of each recipe are for its own default.
+    pretrain_eval_every: int | None = None
     bf16: bool = True  # bf16 autocast: markedly faster for pretraining on CPUs with AMX
     progress: bool = True
 
     def pretrain(self, corpus: Path, tokenizer_dir: Path, output_dir: Path, command: str) -> dict:
         """Pretrain the backbone on ``corpus`` (a text file) with the BPE in ``tokenizer_dir``; warmup over 5% of
-        the steps, cosine decay to a tenth of the rate, three evaluations. Returns the run's metrics."""
+        the steps, cosine decay to a tenth of the rate. Returns the run's metrics."""
         from .config import PretrainConfig
         from .run import pretrain
 
@@ -226,5 +230,5 @@ class OfflineBackbone:
             max_length=min(self.pretrain_max_length, self.context_length - 1), max_steps=self.pretrain_steps,
             batch_size=self.pretrain_batch_size, lr=self.pretrain_lr, min_lr=self.pretrain_lr / 10,
             warmup_steps=max(1, self.pretrain_steps // 20), bf16=self.bf16,
-            eval_every=max(1, self.pretrain_steps // 3), eval_batches=4, sample_tokens=20, seed=self.seed,
-            output_dir=str(output_dir), overwrite=True, progress=self.progress, command=command))
+            eval_every=self.pretrain_eval_every or self.pretrain_steps, eval_batches=4, sample_tokens=20,
+            seed=self.seed, output_dir=str(output_dir), overwrite=True, progress=self.progress, command=command))
