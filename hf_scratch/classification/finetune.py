@@ -8,7 +8,6 @@ tokenizer (``AutoTokenizer``), ``metrics.json`` (train/validation/test accuracy,
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from ..training.finetuning import (
     FinetuneOptions,
     check_output_dir,
     model_from_init,
+    optimizer_and_schedule,
     prepare_output_dir,
     training_arguments,
 )
@@ -92,7 +92,6 @@ def finetune_classifier(config: FinetuneConfig) -> dict:
     from transformers.utils import logging
 
     from ..model import CLASSIFIER_HEAD
-    from ..training import build_optimizer, warmup_cosine_schedule
     from ..training.callbacks import EpochProgress
     from ..training.lora_setup import LoRASettings, save_lora_run, wrap_with_lora
 
@@ -122,12 +121,7 @@ def finetune_classifier(config: FinetuneConfig) -> dict:
     if config.progress and main_process:
         print(f"{config.init} -> classifier, {trained}: {report.trainable:,} of {report.total:,} parameters trainable")
 
-    steps_per_epoch = math.ceil(len(data["train"]) / (config.batch_size * config.grad_accum
-                                                      * distributed_state().num_processes))
-    total_steps = steps_per_epoch * config.epochs
-    optimizer = build_optimizer(model, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.999))
-    scheduler = warmup_cosine_schedule(optimizer, warmup_steps=config.warmup_steps, total_steps=total_steps,
-                                       min_lr=config.lr if config.min_lr is None else config.min_lr)
+    steps_per_epoch, total_steps, optimizer, scheduler = optimizer_and_schedule(model, config, len(data["train"]))
     history = {"steps": [], "train_loss": [], "epochs": []}
 
     args = training_arguments(config, run_dir, logging_steps=max(1, steps_per_epoch // 10),

@@ -8,7 +8,6 @@ before and after training and per epoch), ``loss.png``, ``training_config.json``
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from ..training.finetuning import (
     FinetuneOptions,
     check_output_dir,
     model_from_init,
+    optimizer_and_schedule,
     prepare_output_dir,
     training_arguments,
 )
@@ -101,7 +101,6 @@ def finetune_instruct(config: InstructConfig) -> dict:
     from transformers.utils import logging
 
     from ..model import parameter_report
-    from ..training import build_optimizer, warmup_cosine_schedule
     from ..training.callbacks import EpochProgress
     from ..training.lora_setup import LoRASettings, save_lora_run, wrap_with_lora
     from ..training.trainer_engine import SharedOrderTrainer
@@ -138,12 +137,7 @@ def finetune_instruct(config: InstructConfig) -> dict:
               f"{'masked' if config.mask_prompt else 'trained on'}), {trained}: {report.trainable:,} of "
               f"{report.total:,} parameters trainable; {', '.join(f'{len(v)} {k}' for k, v in data.items())} examples")
 
-    steps_per_epoch = math.ceil(len(data["train"]) / (config.batch_size * config.grad_accum
-                                                      * distributed_state().num_processes))
-    total_steps = steps_per_epoch * config.epochs
-    optimizer = build_optimizer(model, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.999))
-    scheduler = warmup_cosine_schedule(optimizer, warmup_steps=config.warmup_steps, total_steps=total_steps,
-                                       min_lr=config.lr if config.min_lr is None else config.min_lr)
+    steps_per_epoch, total_steps, optimizer, scheduler = optimizer_and_schedule(model, config, len(data["train"]))
     history = {"steps": [], "train_loss": [], "epochs": []}
     # The losses before training are evaluated inside train() (eval_on_start): an evaluate() before train() leaves
     # the model unwrapped for data parallelism (transformers 5.24), and each process would then train on its own.

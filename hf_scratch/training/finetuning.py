@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,6 +174,22 @@ def training_arguments(options: FinetuneOptions, run_dir: Path, logging_steps: i
         report_to=[], disable_tqdm=True, remove_unused_columns=False, label_names=["labels"],
         dataloader_num_workers=0, ddp_find_unused_parameters=False)
     return TrainingArguments(**{**settings, **overrides})
+
+
+def optimizer_and_schedule(model, options: FinetuneOptions, n_train: int):
+    """``(steps_per_epoch, total_steps, optimizer, scheduler)``: optimizer steps count every process of a
+    data-parallel run; AdamW (betas 0.9/0.999, decay on matrices), a constant rate unless ``min_lr`` asks for
+    warmup + cosine decay."""
+    from .common import distributed_state
+    from .optim import build_optimizer, warmup_cosine_schedule
+
+    per_step = options.batch_size * options.grad_accum * distributed_state().num_processes
+    steps_per_epoch = math.ceil(n_train / per_step)
+    total_steps = steps_per_epoch * options.epochs
+    optimizer = build_optimizer(model, lr=options.lr, weight_decay=options.weight_decay, betas=(0.9, 0.999))
+    scheduler = warmup_cosine_schedule(optimizer, warmup_steps=options.warmup_steps, total_steps=total_steps,
+                                       min_lr=options.lr if options.min_lr is None else options.min_lr)
+    return steps_per_epoch, total_steps, optimizer, scheduler
 
 
 def check_output_dir(output_dir, overwrite: bool) -> bool:

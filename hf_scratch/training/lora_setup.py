@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from ..lora import (
     unwrap_lora,
 )
 from ..model import CLASSIFIER_HEAD, LORA_TARGET_MODULES, ParameterReport, parameter_report
+from .finetuning import GPT2_IDS, invoked_command
 
 LORA_IMPLS = ("scratch", "peft")
 DEFAULT_RANK, DEFAULT_ALPHA = 16, 16.0  # the book's appendix E setting
@@ -43,7 +43,6 @@ ADAPTER_DIR = "adapter"
 PEFT_CONFIG, PEFT_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 # peft format only: frozen weights of a head that is a LoRA target, which neither the base nor peft's file holds.
 HEAD_WEIGHTS = "head_weights.safetensors"
-GPT2_IDS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 CLASSIFIER_FIELDS = ("num_labels", "id2label", "label2id", "classifier_pooling")
 
 LORA_HELP = {
@@ -408,7 +407,7 @@ def _merge_command(args):
     from transformers.utils import logging
 
     logging.disable_progress_bar()
-    command = "hf-scratch " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["merge-lora"] else None
+    command = invoked_command("merge-lora")
     out = merge_lora_checkpoint(args.base, args.adapter, args.output, overwrite=args.overwrite, command=command)
     print(f"merged {args.adapter} into {args.base}: {out}")
 
